@@ -1,0 +1,188 @@
+"""The ``disentangle`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from disentangle.errors import DisentangleError
+
+app = typer.Typer(
+    name="disentangle",
+    help="Self-supervised sequential VAEs (S3VAE): learn a static code z_f and a dynamic code z_1:T.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override a recipe key, e.g. --set train.lr=3e-4 (repeatable)."),
+]
+
+
+def _fail(exc: DisentangleError) -> None:
+    from disentangle.recipe import RecipeError
+
+    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+    if exc.hint:
+        err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2 if isinstance(exc, RecipeError) else 1)
+
+
+@app.command()
+def run(
+    recipe: Annotated[Optional[Path], typer.Argument(help="Recipe TOML file (not needed with --resume).")] = None,
+    set_: SetOption = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Where the run is written (default runs/<recipe>-<time>).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last checkpoint.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps or auto (default: the recipe's train.device).")] = None,
+) -> None:
+    """Validate a recipe, then train it, evaluate it and write pictures into a run directory."""
+    from disentangle.recipe import apply_overrides, load_recipe, parse_recipe, read_toml
+    from disentangle.trainer import train
+
+    try:
+        if device not in (None, "auto", "cpu", "cuda", "mps"):
+            raise DisentangleError(f"--device {device!r}: expected cpu, cuda, mps or auto")
+        if resume is not None:
+            path = resume / "recipe.toml"
+            if not path.is_file():
+                raise DisentangleError(f"--resume {resume}: not a run directory (no recipe.toml)")
+            if recipe is not None:
+                err.print(f"note: resuming uses {path}; the recipe argument {recipe} is not read")
+            spec = parse_recipe(apply_overrides(read_toml(path), set_ or []), str(path))
+            target, is_resume = resume, True
+        else:
+            if recipe is None:
+                raise DisentangleError("no recipe given", hint="disentangle run recipes/quickstart.toml")
+            spec = load_recipe(recipe, set_ or [])
+            target = run_dir or Path("runs") / f"{recipe.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+            is_resume = False
+        result = train(spec, target, resume=is_resume, device=device, console=err)
+    except DisentangleError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the last checkpoint is kept; continue with "
+                  f"`disentangle run --resume {target}`")
+        raise typer.Exit(130)
+    out.print(f"run directory: {result.run_dir}")
+
+
+@app.command()
+def validate(
+    recipes: Annotated[list[Path], typer.Argument(help="Recipe TOML files.")],
+    set_: SetOption = None,
+) -> None:
+    """Check recipes against the installed plug-ins; print every error of each file at once."""
+    from disentangle.recipe import load_recipe
+
+    failed = False
+    for path in recipes:
+        try:
+            load_recipe(path, set_ or [])
+            out.print(f"[green]ok[/] {path}")
+        except DisentangleError as exc:
+            failed = True
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            if exc.hint:
+                err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("list-plugins")
+def list_plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show installed plug-ins, their components by kind, and any that failed to load."""
+    from disentangle.registry import get_registry
+
+    reg = get_registry()
+    plugins = [p.to_dict() for p in reg.plugins]
+    if as_json:
+        print(json.dumps({"plugins": plugins, "conflicts": reg.conflicts}, indent=2))
+        return
+    table = Table(title="disentangle plug-ins")
+    for col in ("plug-in", "distribution", "version", "components", "status"):
+        table.add_column(col)
+    for p in plugins:
+        comps = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p["components"].items()))
+        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
+            p["status"], f"[red]error[/]: {p['error']}")
+        table.add_row(p["name"], p["distribution"] or "-", p["version"] or "-", comps or "-", status)
+    out.print(table)
+    for conflict in reg.conflicts:
+        err.print(f"[bold red]conflict:[/] {conflict}")
+
+
+@app.command()
+def sample(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `disentangle run`.")],
+    keep: Annotated[str, typer.Option(help="static: keep each test sequence's z_f, sample z_1:T from the prior; "
+                                           "dynamic: keep z_1:T, sample z_f.")] = "static",
+    out_file: Annotated[Path, typer.Option("--out", help="Output .npz file.")] = Path("samples.npz"),
+    seed: Annotated[int, typer.Option(help="Seed for the prior samples.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N test sequences.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "auto",
+) -> None:
+    """Export generated sequences with the test labels (``sequences`` + ``labels_<name>``) as .npz."""
+    import numpy as np
+
+    from disentangle.io import atomic_path
+    from disentangle.trainer import load_run, sample as do_sample
+
+    try:
+        if keep not in ("static", "dynamic"):
+            raise DisentangleError(f"--keep {keep!r}: expected 'static' or 'dynamic'")
+        pipe = load_run(run_dir, device)
+        arrays = do_sample(pipe, keep, seed=seed, limit=limit)
+        with atomic_path(out_file) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, keep=np.array(keep), **arrays)
+    except DisentangleError as exc:
+        _fail(exc)
+    seqs = arrays["sequences"]
+    out.print(f"wrote {out_file}: sequences {seqs.dtype} {tuple(seqs.shape)}, labels "
+              + ", ".join(k[len('labels_'):] for k in arrays if k.startswith("labels_")))
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `disentangle run`.")],
+    set_: SetOption = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "auto",
+) -> None:
+    """Recompute a run's pictures and metrics (eval.json) from its last checkpoint."""
+    from disentangle.trainer import evaluate as do_evaluate, load_run
+
+    try:
+        pipe = load_run(run_dir, device, overrides=tuple(set_ or ()))
+        do_evaluate(pipe, run_dir, console=err)
+    except DisentangleError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    if os.environ.get("DISENTANGLE_DEBUG"):
+        app()
+        return
+    try:
+        app()
+    except DisentangleError as exc:  # e.g. raised while typer parses
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

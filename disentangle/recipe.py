@@ -1,0 +1,307 @@
+"""TOML recipes: load, override (``--set``), validate against the registry, save resolved.
+
+A recipe composes components by name::
+
+    [data]                     # a dataset:   use = "name" + its parameters
+    use = "moving-shapes"
+    [model]                    # backbone sizes
+    z_f_dim = 64
+    [model.encoder]            # an encoder / decoder: use + parameters
+    use = "conv"
+    [[tasks]]                  # auxiliary tasks and regularizers: use + weight (λ) + parameters
+    use = "flow-grid"
+    weight = 1.0
+    [train]                    # TrainConfig
+    [eval]                     # EvalConfig, with [[eval.metrics]] components
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import attrs
+import tomli_w
+from attrs import validators as v
+
+from disentangle.config import field_names, structure, unstructure
+from disentangle.errors import DisentangleError, did_you_mean
+from disentangle.registry import Registry
+
+
+@attrs.frozen
+class ComponentSpec:
+    """A component chosen in a recipe: its public ``use`` name, structured config and weight."""
+
+    kind: str
+    use: str
+    config: Any
+    weight: float = 1.0
+
+
+@attrs.frozen
+class ModelConfig:
+    """``[model]``: sizes of the S3VAE backbone (the paper's video sizes: z_f 256, z_t 32)."""
+
+    z_f_dim: int = attrs.field(default=256, validator=v.gt(0))
+    z_t_dim: int = attrs.field(default=32, validator=v.gt(0))
+    hidden_dim: int = attrs.field(default=256, validator=v.gt(0))
+
+
+@attrs.frozen
+class TrainConfig:
+    """``[train]``: optimisation and run bookkeeping."""
+
+    epochs: int = attrs.field(default=10, validator=v.gt(0))
+    max_steps: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
+    batch_size: int = attrs.field(default=64, validator=v.ge(2))
+    lr: float = attrs.field(default=1e-3, validator=v.gt(0))
+    weight_decay: float = attrs.field(default=0.0, validator=v.ge(0))
+    grad_clip: float | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    checkpoint_every: int = attrs.field(default=500, validator=v.gt(0))
+    log_every: int = attrs.field(default=10, validator=v.gt(0))
+    num_workers: int = attrs.field(default=0, validator=v.ge(0))
+
+
+@attrs.frozen
+class EvalConfig:
+    """``[eval]``: what runs on the test split at the end of training."""
+
+    batch_size: int = attrs.field(default=128, validator=v.gt(0))
+    images: bool = True
+    num_images: int = attrs.field(default=8, validator=v.gt(0))
+
+
+@attrs.frozen
+class Recipe:
+    data: ComponentSpec
+    encoder: ComponentSpec
+    decoder: ComponentSpec
+    model: ModelConfig
+    tasks: tuple[ComponentSpec, ...]
+    regularizers: tuple[ComponentSpec, ...]
+    metrics: tuple[ComponentSpec, ...]
+    train: TrainConfig
+    eval: EvalConfig
+    description: str = ""
+    source: str = "<recipe>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved recipe (every default filled in) as TOML-ready data."""
+        out: dict[str, Any] = {}
+        if self.description:
+            out["description"] = self.description
+        out["data"] = _component_dict(self.data)
+        out["model"] = {**unstructure(self.model), "encoder": _component_dict(self.encoder),
+                        "decoder": _component_dict(self.decoder)}
+        out["tasks"] = [_component_dict(c, weighted=True) for c in self.tasks]
+        out["regularizers"] = [_component_dict(c, weighted=True) for c in self.regularizers]
+        out["train"] = unstructure(self.train)
+        out["eval"] = {**unstructure(self.eval), "metrics": [_component_dict(c) for c in self.metrics]}
+        return out
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @property
+    def objectives(self) -> tuple[ComponentSpec, ...]:
+        return self.tasks + self.regularizers
+
+
+def _component_dict(spec: ComponentSpec, weighted: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"use": spec.use}
+    if weighted:
+        out["weight"] = spec.weight
+    out.update(unstructure(spec.config))
+    return out
+
+
+class RecipeError(DisentangleError):
+    """Every problem found in a recipe, each with its TOML path."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} error{'s' if len(problems) != 1 else ''}"]
+        lines += [f"  {path}: {msg}" for path, msg in problems]
+        super().__init__("\n".join(lines), hint="fix these keys (or override with --set key.path=value), "
+                                                "then run `disentangle validate` again")
+
+
+# ----- reading ----------------------------------------------------------------------------------
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DisentangleError(f"recipe file not found: {path}", hint="pass the path of a .toml recipe, "
+                               "e.g. recipes/quickstart.toml")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``"train.lr=3e-4"`` -> ``(["train", "lr"], 0.0003)``; the value is read as a TOML value,
+    falling back to a plain string (``data.root=/data/x``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise DisentangleError(f"--set {text!r}: expected KEY.PATH=VALUE", hint="e.g. --set train.lr=3e-4")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            where = ".".join(map(str, parts[: i + 1]))
+            if isinstance(node, list):
+                if not isinstance(part, int) or part >= len(node):
+                    raise DisentangleError(f"--set {text}: '{where}' is not an index of a list of {len(node)}")
+                node = node[part]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise DisentangleError(f"--set {text}: '{where}' is a value, not a table")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not isinstance(last, int) or last >= len(node):
+                raise DisentangleError(f"--set {text}: index {last} is out of range")
+        node[last] = value
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), registry: Registry | None = None) -> Recipe:
+    """Read, override and validate a recipe file; raises :class:`RecipeError` with every problem."""
+    raw = apply_overrides(read_toml(path), overrides)
+    return parse_recipe(raw, source=str(path), registry=registry)
+
+
+# ----- validation -------------------------------------------------------------------------------
+
+_TOP = ("description", "data", "model", "tasks", "regularizers", "train", "eval")
+
+
+def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Registry | None = None) -> Recipe:
+    """Structure a recipe dict, collecting every error before raising."""
+    if registry is None:
+        from disentangle.registry import get_registry
+
+        registry = get_registry()
+    registry.check()
+    problems: list[tuple[str, str]] = []
+
+    for key in raw:
+        if key not in _TOP:
+            problems.append((key, f"unknown section '{key}'{did_you_mean(key, _TOP)}; "
+                                  f"valid sections: {', '.join(_TOP)}"))
+
+    def component(kind: str, table: Any, path: str, weighted: bool = False) -> ComponentSpec | None:
+        if not isinstance(table, dict):
+            problems.append((path, f"expected a table with use = \"<{kind} name>\""))
+            return None
+        table = dict(table)
+        use = table.pop("use", None)
+        if use is None:
+            problems.append((f"{path}.use", f"missing: which {kind} to use; available: "
+                                            f"{', '.join(registry.names(kind)) or 'none'}"))
+            return None
+        if not isinstance(use, str):
+            problems.append((f"{path}.use", f"expected a {kind} name (string), got {use!r}"))
+            return None
+        weight = 1.0
+        if weighted:
+            weight = table.pop("weight", 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                problems.append((f"{path}.weight", f"expected a number >= 0 (the loss weight λ), got {weight!r}"))
+                weight = 1.0
+        try:
+            comp = registry.get(kind, use)
+        except DisentangleError as exc:
+            problems.append((f"{path}.use", exc.message))
+            return None
+        config, errs = structure(table, comp.config, path)
+        problems.extend(errs)
+        return None if errs else ComponentSpec(kind=kind, use=use, config=config, weight=float(weight))
+
+    def section(name: str, cls: type, table: Any) -> Any:
+        if table is None:
+            table = {}
+        if not isinstance(table, dict):
+            problems.append((name, f"expected a table [{name}]"))
+            return None
+        config, errs = structure(table, cls, name)
+        problems.extend(errs)
+        return config
+
+    def component_list(kind: str, key: str, items: Any, path: str, weighted: bool) -> tuple[ComponentSpec, ...]:
+        if items is None:
+            return ()
+        if not isinstance(items, list):
+            problems.append((path, f"expected an array of tables [[{key}]]"))
+            return ()
+        specs = [component(kind, item, f"{path}[{i}]", weighted) for i, item in enumerate(items)]
+        return tuple(s for s in specs if s is not None)
+
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.append(("description", "expected a string"))
+        description = ""
+
+    data = component("dataset", raw.get("data"), "data") if "data" in raw else None
+    if "data" not in raw:
+        problems.append(("data", f"missing [data] section; datasets: {', '.join(registry.names('dataset'))}"))
+
+    model_raw = raw.get("model", {})
+    encoder = decoder = model = None
+    if not isinstance(model_raw, dict):
+        problems.append(("model", "expected a table [model]"))
+    else:
+        model_raw = dict(model_raw)
+        for part in ("encoder", "decoder"):
+            if part not in model_raw:
+                problems.append((f"model.{part}", f"missing [model.{part}] with use = \"<name>\"; "
+                                                  f"available: {', '.join(registry.names(part))}"))
+        enc_raw, dec_raw = model_raw.pop("encoder", None), model_raw.pop("decoder", None)
+        encoder = component("encoder", enc_raw, "model.encoder") if enc_raw is not None else None
+        decoder = component("decoder", dec_raw, "model.decoder") if dec_raw is not None else None
+        model = section("model", ModelConfig, model_raw)
+
+    tasks = component_list("task", "tasks", raw.get("tasks"), "tasks", True)
+    regularizers = component_list("regularizer", "regularizers", raw.get("regularizers"), "regularizers", True)
+    train = section("train", TrainConfig, raw.get("train"))
+
+    eval_raw = raw.get("eval", {})
+    metrics: tuple[ComponentSpec, ...] = ()
+    evalc = None
+    if isinstance(eval_raw, dict):
+        eval_raw = dict(eval_raw)
+        metrics = component_list("metric", "eval.metrics", eval_raw.pop("metrics", None), "eval.metrics", False)
+        evalc = section("eval", EvalConfig, eval_raw)
+    else:
+        problems.append(("eval", "expected a table [eval]"))
+
+    if problems:
+        raise RecipeError(source, problems)
+    return Recipe(data=data, encoder=encoder, decoder=decoder, model=model, tasks=tasks,
+                  regularizers=regularizers, metrics=metrics, train=train, eval=evalc,
+                  description=description, source=source)
+
+
+def save_recipe(recipe: Recipe, path: str | Path) -> None:
+    from disentangle.io import atomic_write_text
+
+    atomic_write_text(f"# resolved from {recipe.source}\n" + recipe.to_toml(), path)
+
+
+__all__ = ["ComponentSpec", "EvalConfig", "ModelConfig", "Recipe", "RecipeError", "TrainConfig",
+           "load_recipe", "parse_recipe", "save_recipe", "field_names"]

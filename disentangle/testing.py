@@ -1,0 +1,239 @@
+"""Contract checks for plug-in authors: call these from your own tests.
+
+    from disentangle import testing
+
+    def test_my_task(tmp_path):
+        ctx = testing.tiny_context(tmp_path)
+        task = MyTask(MyTask.Config(), ctx)
+        testing.check_objective(task, ctx)
+
+Each ``check_*`` raises ``AssertionError`` with a message naming what broke.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from disentangle.config import converter
+from disentangle.interfaces import (
+    Batch,
+    BuildContext,
+    DataSpec,
+    Decoder,
+    Encoder,
+    ModelSpec,
+    Objective,
+    SequenceData,
+)
+from disentangle.model import S3VAE
+
+__all__ = [
+    "ToyData",
+    "TinyDecoder",
+    "TinyEncoder",
+    "check_config_roundtrip",
+    "check_dataset",
+    "check_decoder",
+    "check_encoder",
+    "check_objective",
+    "random_batch",
+    "tiny_context",
+    "tiny_model",
+]
+
+
+def tiny_context(cache_dir: str | Path, feature_shape: tuple[int, ...] = (3, 16, 16), seq_len: int = 4,
+                 z_f_dim: int = 8, z_t_dim: int = 4, hidden_dim: int = 16, dataset_size: int = 16,
+                 batch_size: int = 4, seed: int = 0) -> BuildContext:
+    """A fully populated :class:`BuildContext` for small tests."""
+    return BuildContext(
+        cache_dir=Path(cache_dir), seed=seed,
+        data=DataSpec(feature_shape=tuple(feature_shape), seq_len=seq_len),
+        model=ModelSpec(z_f_dim=z_f_dim, z_t_dim=z_t_dim, hidden_dim=hidden_dim),
+        dataset_size=dataset_size, batch_size=batch_size,
+    )
+
+
+def random_batch(ctx: BuildContext, batch_size: int | None = None, seed: int = 0) -> Batch:
+    """A batch of uniform noise in [0, 1] with the context's shapes."""
+    assert ctx.data is not None
+    b = batch_size or ctx.batch_size or 4
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, ctx.data.seq_len, *ctx.data.feature_shape, generator=g)
+    return {"x": x, "index": torch.arange(b), "labels": {}}
+
+
+class TinyEncoder(Encoder):
+    """Flatten + linear, frame by frame (for testing objectives without a real encoder)."""
+
+    framewise = True
+
+    def __init__(self, ctx: BuildContext, out_dim: int = 16):
+        super().__init__()
+        assert ctx.data is not None
+        n = int(torch.tensor(ctx.data.feature_shape).prod())
+        self.out_dim = out_dim
+        self.net = nn.Sequential(nn.Flatten(2), nn.Linear(n, out_dim), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TinyDecoder(Decoder):
+    """Linear, unit-variance Gaussian likelihood."""
+
+    def __init__(self, ctx: BuildContext):
+        super().__init__()
+        assert ctx.data is not None and ctx.model is not None
+        self.shape = tuple(ctx.data.feature_shape)
+        n = int(torch.tensor(self.shape).prod())
+        self.net = nn.Linear(ctx.model.latent_dim, n)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).unflatten(-1, self.shape)
+
+    def nll(self, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((output - x) ** 2).flatten(1).sum(-1)
+
+    def mean(self, output: torch.Tensor) -> torch.Tensor:
+        return output
+
+
+def tiny_model(ctx: BuildContext, encoder: Encoder | None = None, decoder: Decoder | None = None) -> S3VAE:
+    """An S3VAE with the context's sizes (tiny encoder/decoder unless given)."""
+    assert ctx.model is not None
+    return S3VAE(encoder or TinyEncoder(ctx), decoder or TinyDecoder(ctx), ctx.model)
+
+
+class ToyData(SequenceData):
+    """Random sequences with one static and one dynamic label (a stand-in dataset for tests)."""
+
+    def __init__(self, ctx: BuildContext, n_train: int = 16, n_test: int = 8, seed: int = 0):
+        assert ctx.data is not None
+        self.spec = DataSpec(ctx.data.feature_shape, ctx.data.seq_len,
+                             static_factors={"identity": 2}, dynamic_factors={"motion": 2})
+        g = torch.Generator().manual_seed(seed)
+        self._splits = {}
+        for name, n in (("train", n_train), ("test", n_test)):
+            x = torch.rand(n, ctx.data.seq_len, *ctx.data.feature_shape, generator=g)
+            items = [{"x": x[i], "labels": {"identity": i % 2, "motion": (i // 2) % 2}} for i in range(n)]
+            self._splits[name] = items
+        self._seed = seed
+
+    def split(self, name: str) -> Any:
+        return self._splits[name]
+
+    @property
+    def fingerprint(self) -> str:
+        return f"toy-{self._seed}-{len(self._splits['train'])}"
+
+
+# ----- checks ------------------------------------------------------------------------------------
+
+def check_config_roundtrip(config: Any) -> None:
+    """The config survives recipe structuring: unstructure -> structure gives an equal object."""
+    cls = type(config)
+    assert attrs.has(cls), f"{cls.__name__} is not an attrs class"
+    raw = converter.unstructure(config)
+    again = converter.structure(raw, cls)
+    assert again == config, f"{cls.__name__} does not round-trip: {config!r} -> {raw!r} -> {again!r}"
+
+
+def _grad_reaches(tensor: torch.Tensor, what: str) -> None:
+    assert tensor.grad is not None, f"no gradient reaches {what}"
+    assert torch.isfinite(tensor.grad).all(), f"non-finite gradient at {what}"
+    assert tensor.grad.abs().sum() > 0, f"gradient at {what} is all zero"
+
+
+def check_encoder(encoder: Encoder, ctx: BuildContext, batch_size: int = 2) -> None:
+    """Shape ``(B, T, out_dim)``, finite output, gradients reach the input."""
+    assert isinstance(encoder, Encoder), "encoders subclass disentangle.Encoder"
+    assert isinstance(getattr(encoder, "out_dim", None), int), "encoder.out_dim must be an int"
+    x = random_batch(ctx, batch_size)["x"].requires_grad_(True)
+    h = encoder(x)
+    assert ctx.data is not None
+    want = (batch_size, ctx.data.seq_len, encoder.out_dim)
+    assert tuple(h.shape) == want, f"encoder output shape {tuple(h.shape)}, expected {want}"
+    assert torch.isfinite(h).all(), "encoder output is not finite"
+    h.square().sum().backward()
+    _grad_reaches(x, "the encoder input")
+    if encoder.framewise:
+        perm = torch.randperm(ctx.data.seq_len)
+        with torch.no_grad():
+            a, b = encoder(x[:, perm]), encoder(x)[:, perm]
+        assert torch.allclose(a, b, atol=1e-5), "encoder says framewise=True but frames interact"
+
+
+def check_decoder(decoder: Decoder, ctx: BuildContext, batch_size: int = 2) -> None:
+    """Output, ``nll`` ``(B,)`` finite, ``mean`` ``(B, T, *F)``, gradients reach the latents."""
+    assert isinstance(decoder, Decoder), "decoders subclass disentangle.Decoder"
+    assert ctx.data is not None and ctx.model is not None
+    z = torch.randn(batch_size, ctx.data.seq_len, ctx.model.latent_dim, requires_grad=True)
+    out = decoder(z)
+    x = random_batch(ctx, batch_size)["x"]
+    nll = decoder.nll(out, x)
+    assert tuple(nll.shape) == (batch_size,), f"decoder.nll shape {tuple(nll.shape)}, expected ({batch_size},)"
+    assert torch.isfinite(nll).all(), "decoder.nll is not finite"
+    mean = decoder.mean(out)
+    want = (batch_size, ctx.data.seq_len, *ctx.data.feature_shape)
+    assert tuple(mean.shape) == want, f"decoder.mean shape {tuple(mean.shape)}, expected {want}"
+    nll.sum().backward()
+    _grad_reaches(z, "the decoder input")
+
+
+def check_objective(objective: Objective, ctx: BuildContext, data: SequenceData | None = None,
+                    model: S3VAE | None = None, batch: Batch | None = None) -> torch.Tensor:
+    """``prepare`` runs, the loss is a finite scalar, and its gradient reaches the model or the
+    objective's own parameters. Returns the loss."""
+    assert isinstance(objective, Objective), "tasks/regularizers subclass disentangle.Task/Regularizer"
+    data = data or ToyData(ctx, n_train=ctx.dataset_size or 16)
+    objective.prepare(data, ctx)
+    model = model or tiny_model(ctx)
+    if batch is None:
+        items = [data.split("train")[i] for i in range(ctx.batch_size or 4)]
+        batch = {"x": torch.stack([it["x"] for it in items]),
+                 "index": torch.arange(len(items)),
+                 "labels": {}}
+    out = model(batch["x"])
+    loss = objective.loss(batch, out, model)
+    assert isinstance(loss, torch.Tensor) and loss.dim() == 0, "loss must be a scalar tensor"
+    assert torch.isfinite(loss), f"loss is not finite: {loss}"
+    params = [p for p in list(model.parameters()) + list(objective.parameters()) if p.requires_grad]
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params), \
+        "the loss sends no gradient to the model or the objective"
+    return loss.detach()
+
+
+def check_dataset(data: SequenceData, max_items: int = 4) -> None:
+    """Splits exist, items match ``spec``, labels are declared, fingerprint is a string."""
+    assert isinstance(data, SequenceData), "datasets subclass disentangle.SequenceData"
+    assert isinstance(data.fingerprint, str) and data.fingerprint, "fingerprint must be a non-empty str"
+    spec = data.spec
+    declared = set(spec.static_factors) | set(spec.dynamic_factors)
+    for name in ("train", "test"):
+        split = data.split(name)
+        assert len(split) > 0, f"split '{name}' is empty"
+        for i in range(min(max_items, len(split))):
+            item = split[i]
+            x = item["x"]
+            want = (spec.seq_len, *spec.feature_shape)
+            assert isinstance(x, torch.Tensor) and x.dtype == torch.float32, f"{name}[{i}]['x'] must be float32"
+            assert tuple(x.shape) == want, f"{name}[{i}]['x'] shape {tuple(x.shape)}, expected {want}"
+            labels = item.get("labels", {})
+            assert set(labels) <= declared, f"undeclared labels {set(labels) - declared} in {name}[{i}]"
+            for k, v in labels.items():
+                n = {**spec.static_factors, **spec.dynamic_factors}[k]
+                assert 0 <= int(v) < n, f"label {k}={v} out of range 0..{n - 1}"
+    x = torch.stack([data.split("test")[i]["x"] for i in range(min(2, len(data.split("test"))))])
+    images = data.to_images(x)
+    if images is not None:
+        assert images.dim() == 5 and images.shape[2] == 3, "to_images must return (B, T, 3, H, W)"
+        assert float(images.min()) >= 0 and float(images.max()) <= 1, "to_images must be in [0, 1]"
+    exported = data.export(x)
+    assert exported.shape[0] == x.shape[0], "export must keep the batch dimension first"

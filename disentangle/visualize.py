@@ -1,0 +1,51 @@
+"""PNG grids of reconstructions, generations and z_f / z_1:T swaps (torchvision image grids)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from disentangle.interfaces import SequenceData
+from disentangle.io import atomic_path
+from disentangle.model import S3VAE
+
+
+def sequence_grid(rows: list[torch.Tensor], pad: int = 2) -> torch.Tensor:
+    """Stack image sequences ``(T, 3, H, W)`` as rows of one picture."""
+    frames = torch.cat([r.clamp(0, 1).cpu() for r in rows])
+    return make_grid(frames, nrow=rows[0].shape[0], padding=pad, pad_value=1.0)
+
+
+def _save(grid: torch.Tensor, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
+    return path
+
+
+@torch.no_grad()
+def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, device: torch.device) -> list[Path]:
+    """Write ``reconstruction.png`` (data row, reconstruction row, …), ``generation.png`` (sequences from
+    the prior) and ``swap.png``: for each pair (a, b) the rows a, b, [z_f of a + z_1:T of b],
+    [z_f of b + z_1:T of a]. Nothing is written for data without a picture (``to_images`` is None)."""
+    split = data.split("test")
+    n = max(2, min(n, len(split)))
+    x = torch.stack([split[i]["x"] for i in range(n)]).to(device)
+    if data.to_images(x[:1]) is None:
+        return []
+    images = lambda t: data.to_images(t)  # noqa: E731
+    written = []
+    recon = model.reconstruct(x)
+    rows = [r for i in range(n) for r in (images(x)[i], images(recon)[i])]
+    written.append(_save(sequence_grid(rows), out_dir / "reconstruction.png"))
+    gen = model.generate(n, x.shape[1])
+    written.append(_save(sequence_grid(list(images(gen))), out_dir / "generation.png"))
+    half = n // 2
+    a, b = x[:half], x[half: 2 * half]
+    ab, ba = model.swap(a, b), model.swap(b, a)
+    rows = []
+    for i in range(half):
+        rows += [images(a)[i], images(b)[i], images(ab)[i], images(ba)[i]]
+    written.append(_save(sequence_grid(rows), out_dir / "swap.png"))
+    return written

@@ -1,0 +1,126 @@
+"""Plug-in discovery, isolation of broken plug-ins, conflicts, disabling."""
+
+import json
+import sys
+import textwrap
+
+import attrs
+import pytest
+
+import disentangle
+from disentangle.registry import load_registry
+
+BUILTINS = {"conv", "flow-grid", "triplet-scc", "mi-mws", "moving-shapes", "sprites", "latent-metrics"}
+
+
+@attrs.frozen
+class NoConfig:
+    pass
+
+
+class GoodPlugin:
+    @disentangle.hookimpl
+    def register_tasks(self, register):
+        register("my-task", lambda config, ctx: None, config=NoConfig)
+
+
+class BrokenPlugin:
+    @disentangle.hookimpl
+    def register_tasks(self, register):
+        raise RuntimeError("boom")
+
+
+class BadNamePlugin:
+    @disentangle.hookimpl
+    def register_tasks(self, register):
+        register("Bad_Name", lambda c, x: None, config=NoConfig)
+
+
+def test_builtins_come_from_entry_points():
+    reg = load_registry()
+    by_name = {p.name: p for p in reg.plugins}
+    assert BUILTINS <= set(by_name)
+    for name in BUILTINS:
+        assert by_name[name].status == "ok", by_name[name].error
+        assert by_name[name].distribution == "disentangle"
+    assert reg.names("encoder") == ["conv"] or "conv" in reg.names("encoder")
+    for kind, name in [("decoder", "conv"), ("task", "flow-grid"), ("regularizer", "triplet-scc"),
+                       ("regularizer", "mi-mws"), ("dataset", "moving-shapes"), ("dataset", "sprites")]:
+        assert name in reg.names(kind)
+
+
+def test_broken_plugin_is_recorded_and_others_still_load():
+    reg = load_registry(entry_points=False, extra=[("broken", BrokenPlugin()), ("good", GoodPlugin())])
+    status = {p.name: p for p in reg.plugins}
+    assert status["broken"].status == "error" and "boom" in status["broken"].error
+    assert status["good"].status == "ok"
+    assert reg.get("task", "my-task").plugin == "good"
+
+
+def test_invalid_component_name_is_a_plugin_error():
+    reg = load_registry(entry_points=False, extra=[("bad", BadNamePlugin())])
+    assert reg.plugins[0].status == "error" and "Bad_Name" in reg.plugins[0].error
+
+
+def test_conflicting_names_raise_naming_both_plugins():
+    reg = load_registry(entry_points=False, extra=[("first", GoodPlugin()), ("second", GoodPlugin())])
+    with pytest.raises(disentangle.PluginConflictError) as info:
+        reg.get("task", "my-task")
+    assert "'first'" in str(info.value) and "'second'" in str(info.value)
+
+
+def test_unknown_component_suggests_the_closest_name():
+    reg = load_registry(entry_points=False, extra=[("good", GoodPlugin())])
+    with pytest.raises(disentangle.UnknownComponentError, match="did you mean 'my-task'"):
+        reg.get("task", "my-tsk")
+
+
+def _fake_distribution(tmp_path, module_source, ep_name="fake"):
+    (tmp_path / "fake_plugin_mod.py").write_text(textwrap.dedent(module_source))
+    dist = tmp_path / "fake_plugin-0.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugin\nVersion: 0.3\n")
+    (dist / "entry_points.txt").write_text(f"[disentangle]\n{ep_name} = fake_plugin_mod\n")
+
+
+def test_entry_point_that_fails_to_import_is_isolated(tmp_path, monkeypatch):
+    _fake_distribution(tmp_path, "raise ImportError('needs a missing library')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("fake_plugin_mod", None)
+    reg = load_registry()
+    fake = next(p for p in reg.plugins if p.name == "fake")
+    assert fake.status == "error" and "missing library" in fake.error
+    assert fake.distribution == "fake-plugin" and fake.version == "0.3"
+    assert "conv" in reg.names("encoder")
+
+
+def test_disable_env_skips_plugins(monkeypatch):
+    monkeypatch.setenv("DISENTANGLE_DISABLE_PLUGINS", "sprites, flow-grid")
+    reg = load_registry()
+    status = {p.name: p.status for p in reg.plugins}
+    assert status["sprites"] == "disabled" and status["flow-grid"] == "disabled"
+    assert "sprites" not in reg.names("dataset")
+
+
+def test_list_plugins_json_shows_broken_third_party_plugin(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import disentangle.registry as registry_module
+    from disentangle.cli import app
+
+    _fake_distribution(tmp_path, """
+        import disentangle
+        @disentangle.hookimpl
+        def register_tasks(register):
+            raise ValueError("bad registration")
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("fake_plugin_mod", None)
+    monkeypatch.setattr(registry_module, "_DEFAULT", None)
+    result = CliRunner().invoke(app, ["list-plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    fake = next(p for p in data["plugins"] if p["name"] == "fake")
+    assert fake["status"] == "error" and "bad registration" in fake["error"]
+    assert {p["name"] for p in data["plugins"]} >= BUILTINS
+    monkeypatch.setattr(registry_module, "_DEFAULT", None)
