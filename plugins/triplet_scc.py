@@ -1,0 +1,107 @@
+"""``triplet-scc``: the static consistency constraint of S3VAE as a triplet loss (Zhu et al., eq. 5).
+
+    L_SCC = mean_i max(D(z_f, z_f+) - D(z_f, z_f-) + margin, 0),   D = Euclidean distance
+
+- **anchor** z_f: the static code of sequence i. By default (``use_mean = true``) the posterior
+  mean of q(z_f | x_1:T) (``out.f_mean``): the constraint is about *what* the encoder infers, and
+  the mean is a noise-free, lower-variance target. With ``use_mean = false`` the reparameterised
+  samples are used instead (``out.f`` for the anchor, fresh samples for the positive).
+- **positive** z_f+: the static code of the *same* sequence with its frames shuffled in time,
+  ``model.static_posterior(features[:, perm])``. Each sequence gets its own random permutation
+  (it may happen to be the identity when T is small; that is still a valid positive). With a
+  frame-wise encoder (``model.encoder.framewise``) the features of ``out`` are permuted and
+  reused; otherwise the shuffled frames are re-encoded.
+- **negative** z_f-: the anchor of *another* sequence of the batch, picked by a random
+  derangement (a permutation with no fixed point), so the batch needs at least 2 sequences.
+  Gradients flow through anchors, positives and negatives alike.
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+import disentangle
+
+__all__ = ["TripletSCC", "derangement", "shuffle_frames", "triplet_loss"]
+
+
+def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                 margin: float) -> torch.Tensor:
+    """``mean_i max(||a_i - p_i|| - ||a_i - n_i|| + margin, 0)`` over rows of ``(B, D)`` tensors."""
+    d_pos = torch.linalg.vector_norm(anchor - positive, dim=-1)
+    d_neg = torch.linalg.vector_norm(anchor - negative, dim=-1)
+    return torch.clamp(d_pos - d_neg + margin, min=0.0).mean()
+
+
+def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random permutation of ``range(n)`` with no fixed point (``d[i] != i`` for all i), ``n >= 2``.
+
+    Built as a random cyclic order ``s`` of the items, each mapped to the one ``k`` places further
+    (``k`` random in 1..n-1): ``d[s[j]] = s[(j + k) % n]``. This is not uniform over all
+    derangements (it only makes unions of equal cycles), which is fine for picking negatives."""
+    if n < 2:
+        raise disentangle.DisentangleError(
+            f"a derangement needs at least 2 items, got {n}",
+            hint="the SCC triplet loss takes its negatives from other sequences of the batch: use batch_size >= 2",
+        )
+    order = torch.randperm(n, generator=generator)
+    shift = int(torch.randint(1, n, (1,), generator=generator))
+    d = torch.empty(n, dtype=torch.long)
+    d[order] = order.roll(-shift)
+    return d
+
+
+def shuffle_frames(batch_size: int, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(batch_size, steps)`` indices: an independent random permutation of ``range(steps)`` per row."""
+    return torch.argsort(torch.rand(batch_size, steps, generator=generator), dim=1)
+
+
+def _sample(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+
+
+class TripletSCC(disentangle.Regularizer):
+    """Static consistency: z_f of a sequence is close to z_f of its time-shuffled copy and far
+    from z_f of another sequence."""
+
+    @attrs.frozen
+    class Config:
+        margin: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
+        """The triplet margin m."""
+        use_mean: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+        """Compare posterior means of q(z_f | x) (true) or posterior samples (false)."""
+
+    def __init__(self, config: "TripletSCC.Config", ctx: disentangle.BuildContext):
+        super().__init__()
+        self.margin = float(config.margin)
+        self.use_mean = bool(config.use_mean)
+
+    def loss(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput,
+             model: disentangle.S3VAE) -> torch.Tensor:
+        b, t = out.features.shape[:2]
+        if b < 2:
+            raise disentangle.DisentangleError(
+                f"triplet-scc needs at least 2 sequences per batch (negatives come from other "
+                f"sequences), got a batch of {b}",
+                hint="raise the batch size",
+            )
+        device = out.features.device
+        perm = shuffle_frames(b, t).to(device)
+        rows = torch.arange(b, device=device).unsqueeze(1)
+        if getattr(model.encoder, "framewise", False):
+            features = out.features[rows, perm]
+        else:
+            features = model.encoder(batch["x"].to(device)[rows, perm])
+        pos_mean, pos_logvar = model.static_posterior(features)
+        if self.use_mean:
+            anchor, positive = out.f_mean, pos_mean
+        else:
+            anchor, positive = out.f, _sample(pos_mean, pos_logvar)
+        negative = anchor[derangement(b).to(device)]
+        return triplet_loss(anchor, positive, negative, self.margin)
+
+
+@disentangle.hookimpl
+def register_regularizers(register):
+    register("triplet-scc", TripletSCC)
