@@ -1,0 +1,150 @@
+"""The command line: validate, list-plugins, run (incl. kill + resume in a subprocess), sample."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from disentangle.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+TINY = """
+[data]
+use = "moving-shapes"
+num_train = 64
+num_test = 16
+resolution = 32
+[model]
+z_f_dim = 8
+z_t_dim = 4
+hidden_dim = 16
+[model.encoder]
+use = "conv"
+channels = [8, 8, 8]
+out_dim = 16
+[model.decoder]
+use = "conv"
+channels = [8, 8, 8]
+[[tasks]]
+use = "flow-grid"
+weight = 1.0
+[[regularizers]]
+use = "triplet-scc"
+[[regularizers]]
+use = "mi-mws"
+weight = 0.5
+[train]
+epochs = 1
+batch_size = 8
+checkpoint_every = 2
+device = "cpu"
+[eval]
+num_images = 4
+[[eval.metrics]]
+use = "latent-probe"
+max_sequences = 16
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_validate_ok(tiny):
+    result = runner.invoke(app, ["validate", str(tiny)])
+    assert result.exit_code == 0 and "ok" in result.output
+
+
+def test_validate_reports_every_error_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace('use = "flow-grid"', 'use = "flow-gird"').replace("epochs = 1", "epoch = 1")
+                   .replace("z_t_dim = 4", "z_t_dim = 4.5").replace("hidden_dim = 16", "hiden_dim = 16"))
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "4 errors" in text
+    for expected in ("tasks[0].use", "did you mean 'flow-grid'", "train.epoch", "did you mean 'epochs'",
+                     "model.z_t_dim", "model.hiden_dim", "did you mean 'hidden_dim'"):
+        assert expected in text, expected
+    assert "Traceback" not in result.output
+
+
+def test_set_overrides_are_validated(tiny):
+    result = runner.invoke(app, ["validate", str(tiny), "--set", "train.lr=-3"])
+    assert result.exit_code == 2 and "'lr' must be > 0" in result.output
+
+
+def test_list_plugins_table_and_json():
+    table = runner.invoke(app, ["list-plugins"])
+    assert table.exit_code == 0
+    for name in ("conv", "flow-grid", "triplet-scc", "mi-mws", "moving-shapes", "sprites"):
+        assert name in table.output
+    data = json.loads(runner.invoke(app, ["list-plugins", "--json"]).stdout)
+    conv = next(p for p in data["plugins"] if p["name"] == "conv")
+    assert conv["components"] == {"encoder": ["conv"], "decoder": ["conv"]} and conv["status"] == "ok"
+
+
+def test_run_then_sample(tiny, tmp_path):
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(tiny), "--run-dir", str(run_dir), "--set", "train.max_steps=3"])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "images" / "swap.png").exists()
+    assert "latent-probe" in json.loads((run_dir / "eval.json").read_text())
+    out = tmp_path / "samples.npz"
+    result = runner.invoke(app, ["sample", str(run_dir), "--keep", "dynamic", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    arrays = np.load(out)
+    assert arrays["sequences"].dtype == np.uint8 and arrays["sequences"].shape == (16, 8, 32, 32, 3)
+    assert {"labels_shape", "labels_direction"} <= set(arrays.files)
+
+
+def test_run_bad_data_root_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["run", str(ROOT / "recipes" / "sprites.toml"), "--set",
+                                 f"data.root={tmp_path / 'missing'}", "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "missing" in result.output and "Traceback" not in result.output
+
+
+def test_sample_on_a_non_run_directory(tmp_path):
+    result = runner.invoke(app, ["sample", str(tmp_path)])
+    assert result.exit_code == 1 and "not a run directory" in result.output
+
+
+def test_killed_run_resumes_to_the_same_step_count(tiny, tmp_path):
+    """A subprocess killed mid-run continues from its last checkpoint and ends at the planned step."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "disentangle", "run", str(tiny), "--run-dir", str(run_dir),
+           "--set", "train.epochs=4", "--set", "train.checkpoint_every=3"]  # 4 x 64 // 8 = 32 steps
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["step"] >= 6:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(ckpt, weights_only=True)["step"]
+    assert 6 <= killed_at < 32
+    resumed = subprocess.run([sys.executable, "-m", "disentangle", "run", "--resume", str(run_dir)],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = torch.load(ckpt, weights_only=True)
+    assert final["step"] == 32
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 33))  # nothing repeated, nothing skipped
