@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 import attrs
@@ -77,13 +78,17 @@ def explain(exc: BaseException, path: str, cls: type | None = None) -> Iterator[
             else:
                 yield from explain(sub, sub_path)
         for sub in without:
-            yield from explain(sub, path)
+            yield from explain(sub, path, getattr(exc, "cl", cls))
     elif isinstance(exc, BaseExceptionGroup):
         for sub in exc.exceptions:
             yield from explain(sub, path)
     else:
         msg = str(exc) or type(exc).__name__
         if isinstance(exc, (ValueError, TypeError)) and "must be" in msg:
+            # attrs validators name the field first: "'lr' must be > 0: -1" -> path "train.lr"
+            named = re.match(r"^'(\w+)'", msg)
+            if named and cls is not None and named.group(1) in field_names(cls):
+                path = f"{path}.{named.group(1)}"
             msg = f"invalid value: {msg}"
         yield (path, msg)
 

@@ -49,7 +49,7 @@ def test_validator_errors_name_the_section():
     with pytest.raises(RecipeError) as info:
         parse_recipe(toy(**{"train.lr": "-1.0"}), registry=toy_registry())
     (path, message), = info.value.problems
-    assert path == "train" and "'lr' must be > 0" in message
+    assert path == "train.lr" and "'lr' must be > 0" in message
 
 
 def test_missing_sections_and_use():
