@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal, get_args, get_origin
 
 import attrs
 import cattrs
@@ -28,7 +28,15 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _strict(float, (int, float)))
     conv.register_structure_hook(str, _strict(str, (str,)))
     conv.register_structure_hook(bool, _strict(bool, (bool,)))
+    conv.register_structure_hook_func(lambda t: get_origin(t) is Literal, _literal)
     return conv
+
+
+def _literal(value: Any, typ: Any) -> Any:
+    choices = get_args(typ)
+    if value not in choices or type(value) is not type(choices[choices.index(value)]):
+        raise ValueError(f"expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
 
 
 converter = make_converter()
@@ -71,7 +79,7 @@ def explain(exc: BaseException, path: str, cls: type | None = None) -> Iterator[
         for sub, note in with_notes:
             name = getattr(note, "name", None)
             index = getattr(note, "index", None)
-            sub_path = f"{path}.{name}" if name is not None else f"{path}[{index}]"
+            sub_path = f"{path}.{name}" if name is not None else f"{path}.{index}"
             if isinstance(sub, KeyError) and name is not None:
                 typ = getattr(note, "type", None)
                 yield (sub_path, f"missing required key '{name}' (expected {_type_name(typ)})")

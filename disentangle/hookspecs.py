@@ -35,7 +35,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def register_encoders(register):
     """Register encoders: ``factory(config, ctx) -> disentangle.Encoder``.
 
-    ``ctx.data`` and ``ctx.model`` are set. The encoder maps ``(B, T, *F)`` to
+    Every context field is set (``ctx.data`` and ``ctx.model`` are the ones encoders need). The encoder maps ``(B, T, *F)`` to
     ``(B, T, out_dim)`` and must set ``out_dim``."""
 
 
@@ -43,7 +43,7 @@ def register_encoders(register):
 def register_decoders(register):
     """Register decoders: ``factory(config, ctx) -> disentangle.Decoder``.
 
-    ``ctx.data`` and ``ctx.model`` are set. The decoder maps ``(B, T, ctx.model.latent_dim)`` to
+    Every context field is set (``ctx.data`` and ``ctx.model`` are the ones decoders need). The decoder maps ``(B, T, ctx.model.latent_dim)`` to
     the parameters of p(x_t | z_f, z_t) and implements ``nll`` and ``mean``."""
 
 

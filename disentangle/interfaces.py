@@ -59,9 +59,8 @@ class ModelSpec:
 class BuildContext:
     """Handed to every factory. Fields not yet known for a kind are ``None``:
 
-    - datasets get ``cache_dir`` (and ``seed``);
-    - encoders/decoders also get ``data`` and ``model``;
-    - tasks/regularizers/metrics get everything, incl. ``dataset_size`` (N) and ``batch_size`` (M).
+    - datasets get ``cache_dir`` and ``seed`` only;
+    - every other kind gets every field, incl. ``dataset_size`` (N) and ``batch_size`` (M).
     """
 
     cache_dir: Path

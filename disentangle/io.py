@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 CACHE_ENV = "DISENTANGLE_CACHE_DIR"
@@ -71,7 +72,7 @@ def progress_bar(transient: bool = False) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-        transient=transient,
+        transient=transient, console=Console(stderr=True),
     )
 
 

@@ -249,7 +249,7 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Regist
         if not isinstance(items, list):
             problems.append((path, f"expected an array of tables [[{key}]]"))
             return ()
-        specs = [component(kind, item, f"{path}[{i}]", weighted) for i, item in enumerate(items)]
+        specs = [component(kind, item, f"{path}.{i}", weighted) for i, item in enumerate(items)]
         return tuple(s for s in specs if s is not None)
 
     description = raw.get("description", "")

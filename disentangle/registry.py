@@ -26,6 +26,10 @@ KINDS: dict[str, str] = {
     "metric": "register_metrics",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+#: Keys the core reads from a component's recipe table itself; configs may not use them.
+RESERVED_KEYS = ("use", "weight")
+#: Names of the core's own loss columns in metrics.jsonl; objectives may not take them.
+RESERVED_NAMES = ("loss", "vae", "recon", "step", "epoch")
 
 
 @attrs.frozen
@@ -64,13 +68,16 @@ class Registry:
         self.components: dict[tuple[str, str], Component] = {}
         self.plugins: list[PluginInfo] = []
         self.conflicts: list[str] = []
+        self._conflicted: set[tuple[str, str]] = set()
 
     def names(self, kind: str) -> list[str]:
         return sorted(name for k, name in self.components if k == kind)
 
     def get(self, kind: str, name: str) -> Component:
-        """The component, or an :class:`UnknownComponentError` with a did-you-mean."""
-        self.check()
+        """The component, or an :class:`UnknownComponentError` with a did-you-mean; a name that two
+        plug-ins register raises :class:`PluginConflictError` (other names stay usable)."""
+        if (kind, name) in self._conflicted:
+            self.check(kind, name)
         try:
             return self.components[(kind, name)]
         except KeyError:
@@ -81,11 +88,12 @@ class Registry:
                 hint="`disentangle list-plugins` shows what is installed and what failed to load",
             ) from None
 
-    def check(self) -> None:
-        """Raise :class:`PluginConflictError` if two plug-ins register the same name."""
-        if self.conflicts:
+    def check(self, kind: str | None = None, name: str | None = None) -> None:
+        """Raise :class:`PluginConflictError` if two plug-ins register the same name (this one, if given)."""
+        found = [c for c in self.conflicts if kind is None or c.startswith(f"{kind} '{name}' ")]
+        if found:
             raise PluginConflictError(
-                "; ".join(self.conflicts),
+                "; ".join(found),
                 hint=f"uninstall one of them or set {DISABLE_ENV}=<plug-in name>",
             )
 
@@ -101,6 +109,7 @@ class Registry:
             pm = pluggy.PluginManager(hookspecs.PROJECT)
             pm.add_hookspecs(hookspecs)
             pm.register(plugin, name=name)
+            pm.check_pending()  # a misspelt hook name (register_task) is an error, not silence
             for kind, hook in KINDS.items():
                 getattr(pm.hook, hook)(register=_registrar(kind, name, staged))
         except Exception as exc:  # noqa: BLE001 - isolation is the point
@@ -115,6 +124,7 @@ class Registry:
                     f"{comp.kind} '{comp.name}' is registered by both plug-in '{other}' "
                     f"({self._dist(other)}) and plug-in '{name}' ({distribution or 'not installed'})"
                 )
+                self._conflicted.add(key)
                 continue
             self.components[key] = comp
             info.components.setdefault(comp.kind, []).append(comp.name)
@@ -136,6 +146,12 @@ def _registrar(kind: str, plugin: str, staged: list[Component]) -> Callable[...,
             raise TypeError(
                 f"{kind} '{name}': config must be an attrs class (pass config=... or set factory.Config)"
             )
+        clash = [k for k in RESERVED_KEYS if k in attrs.fields_dict(cfg)]
+        if clash:
+            raise TypeError(f"{kind} '{name}': config field(s) {clash} are reserved (the core reads 'use' and "
+                            "'weight' from the recipe table itself); rename them")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"{kind} name '{name}' is reserved for the core's loss columns")
         if not callable(factory):
             raise TypeError(f"{kind} '{name}': factory is not callable")
         if any(c.kind == kind and c.name == name for c in staged):

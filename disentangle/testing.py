@@ -123,14 +123,14 @@ class ToyData(SequenceData):
             x = torch.rand(n, ctx.data.seq_len, *ctx.data.feature_shape, generator=g)
             items = [{"x": x[i], "labels": {"identity": i % 2, "motion": (i // 2) % 2}} for i in range(n)]
             self._splits[name] = items
-        self._seed = seed
+        self._key = f"toy-{seed}-{n_train}-{n_test}-{ctx.data.seq_len}-{'x'.join(map(str, ctx.data.feature_shape))}"
 
     def split(self, name: str) -> Any:
         return self._splits[name]
 
     @property
     def fingerprint(self) -> str:
-        return f"toy-{self._seed}-{len(self._splits['train'])}"
+        return self._key
 
 
 # ----- checks ------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def _build(registry: Registry, spec: ComponentSpec, ctx: BuildContext, where: st
         ) from exc
 
 
-def _objective_names(specs: tuple[ComponentSpec, ...]) -> list[str]:
+def _unique_names(specs: tuple[ComponentSpec, ...]) -> list[str]:
     names, seen = [], {}
     for spec in specs:
         seen[spec.use] = seen.get(spec.use, 0) + 1
@@ -101,13 +101,14 @@ def build_pipeline(recipe: Recipe, device: torch.device | str = "cpu", registry:
     decoder = _build(registry, recipe.decoder, ctx, "model.decoder")
     model = S3VAE(encoder, decoder, ctx.model).to(device)
     objectives, weights = nn.ModuleDict(), {}
-    names = _objective_names(recipe.objectives)
+    names = _unique_names(recipe.objectives)
     for name, spec in zip(names, recipe.objectives):
         section = "tasks" if spec.kind == "task" else "regularizers"
         objectives[name] = _build(registry, spec, ctx, section)
         weights[name] = spec.weight
     objectives.to(device)
-    metrics = {spec.use: _build(registry, spec, ctx, "eval.metrics") for spec in recipe.metrics}
+    metrics = {name: _build(registry, spec, ctx, "eval.metrics")
+               for name, spec in zip(_unique_names(recipe.metrics), recipe.metrics)}
     return Pipeline(recipe, data, model, objectives, weights, metrics, ctx, device)
 
 
@@ -237,6 +238,9 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     registry = registry or get_registry()
     console = console or Console(stderr=True)
     run_dir = Path(run_dir)
+    if not resume and (run_dir / CHECKPOINT).exists():
+        raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
+                               "or pass another --run-dir")
     cfg = recipe.train
     dev = resolve_device(device or cfg.device)
     seed_everything(cfg.seed)
@@ -269,9 +273,6 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
         console.print(f"resuming {run_dir} at step {step}/{total}")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt_path.exists():
-            raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
-                                   "or pass another --run-dir")
         metrics_path.unlink(missing_ok=True)
     save_recipe(recipe, run_dir / "recipe.toml")
     atomic_write_text(json.dumps(_environment(pipe, registry), indent=2, default=str), run_dir / "environment.json")
@@ -384,7 +385,7 @@ def load_run(run_dir: str | Path, device: str = "auto", registry: Registry | Non
 
 
 @torch.no_grad()
-def sample(pipe: Pipeline, keep: str, seed: int = 0, batch_size: int = 128,
+def sample(pipe: Pipeline, keep: str, seed: int = 0, batch_size: int | None = None,
            limit: int | None = None) -> dict[str, np.ndarray]:
     """For each test sequence keep its z_f (``keep="static"``) or z_1:T (``"dynamic"``), sample the
     other factor from its prior, and return the generated sequences with the test labels."""
@@ -393,7 +394,7 @@ def sample(pipe: Pipeline, keep: str, seed: int = 0, batch_size: int = 128,
     torch.manual_seed(seed)
     model, split = pipe.model.eval(), pipe.data.split("test")
     seqs, labels = [], {}
-    for batch in _batches(split, batch_size, limit):
+    for batch in _batches(split, batch_size or pipe.recipe.eval.batch_size, limit):
         x = batch["x"].to(pipe.device)
         f, z = model.encode(x)
         if keep == "static":

@@ -76,7 +76,7 @@ def test_validate_reports_every_error_without_traceback(tmp_path):
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "4 errors" in text
-    for expected in ("tasks[0].use", "did you mean 'flow-grid'", "train.epoch", "did you mean 'epochs'",
+    for expected in ("tasks.0.use", "did you mean 'flow-grid'", "train.epoch", "did you mean 'epochs'",
                      "model.z_t_dim", "model.hiden_dim", "did you mean 'hidden_dim'"):
         assert expected in text, expected
     assert "Traceback" not in result.output

@@ -39,7 +39,7 @@ def test_all_errors_reported_at_once_with_paths_and_suggestions(tmp_path):
     problems = dict(info.value.problems)
     assert "did you mean 'n_train'" in problems["data.n_trian"]
     assert "did you mean 'epochs'" in problems["train.epoch"]
-    assert "did you mean 'z-norm'" in problems["regularizers[0].use"]
+    assert "did you mean 'z-norm'" in problems["regularizers.0.use"]
     assert "expected int" in problems["train.batch_size"]
     assert "did you mean 'train'" in problems["trian"]
     assert str(path) in str(info.value)
@@ -63,7 +63,7 @@ def test_missing_sections_and_use():
 
 
 def test_negative_weight_is_rejected():
-    with pytest.raises(RecipeError, match=r"regularizers\[0\].weight"):
+    with pytest.raises(RecipeError, match=r"regularizers\.0\.weight"):
         parse_recipe(toy(**{"regularizers.0.weight": "-2"}), registry=toy_registry())
 
 

@@ -124,3 +124,38 @@ def test_list_plugins_json_shows_broken_third_party_plugin(tmp_path, monkeypatch
     assert fake["status"] == "error" and "bad registration" in fake["error"]
     assert {p["name"] for p in data["plugins"]} >= BUILTINS
     monkeypatch.setattr(registry_module, "_DEFAULT", None)
+
+
+def test_conflict_blocks_only_the_conflicting_name():
+    class Other:
+        @disentangle.hookimpl
+        def register_regularizers(self, register):
+            register("other-reg", lambda c, x: None, config=NoConfig)
+
+    reg = load_registry(entry_points=False, extra=[("a", GoodPlugin()), ("b", GoodPlugin()), ("c", Other())])
+    assert reg.get("regularizer", "other-reg").plugin == "c"
+    with pytest.raises(disentangle.PluginConflictError):
+        reg.get("task", "my-task")
+
+
+def test_misspelt_hook_name_is_a_plugin_error():
+    class Misspelt:
+        @disentangle.hookimpl
+        def register_task(self, register):  # should be register_tasks
+            register("x", lambda c, x: None, config=NoConfig)
+
+    reg = load_registry(entry_points=False, extra=[("misspelt", Misspelt())])
+    assert reg.plugins[0].status == "error" and "register_task" in reg.plugins[0].error
+
+
+@pytest.mark.parametrize("field", ["weight", "use"])
+def test_config_fields_the_core_reads_are_rejected(field):
+    Config = attrs.make_class("Config", {field: attrs.field(default=1.0)}, frozen=True)
+
+    class Shadowing:
+        @disentangle.hookimpl
+        def register_tasks(self, register):
+            register("shadow", lambda c, x: None, config=Config)
+
+    reg = load_registry(entry_points=False, extra=[("shadowing", Shadowing())])
+    assert reg.plugins[0].status == "error" and "reserved" in reg.plugins[0].error
