@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -112,6 +114,8 @@ def test_installed_entry_point_is_found():
     reg = disentangle.load_registry()
     info = {p.name: p for p in reg.plugins}.get("motion-energy")
     if info is None:
+        if os.environ.get("DISENTANGLE_REQUIRE_EXAMPLE"):
+            pytest.fail("disentangle-motion-energy is not installed (pip install -e .)")
         pytest.skip("disentangle-motion-energy is not installed (pip install -e .)")
     assert info.status == "ok", info.error
     assert info.components == {"task": ["motion-energy"]}
