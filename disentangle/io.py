@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 from rich.console import Console
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 CACHE_ENV = "DISENTANGLE_CACHE_DIR"
@@ -70,8 +71,9 @@ def atomic_save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
 def progress_bar(transient: bool = False) -> Progress:
     """The rich progress bar used across the project (use as a context manager)."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+        TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)), BarColumn(),
+        MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
         transient=transient, console=Console(stderr=True),
     )
 

@@ -34,18 +34,18 @@ def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, devic
     x = torch.stack([split[i]["x"] for i in range(n)]).to(device)
     if data.to_images(x[:1]) is None:
         return []
-    images = lambda t: data.to_images(t)  # noqa: E731
     written = []
-    recon = model.reconstruct(x)
-    rows = [r for i in range(n) for r in (images(x)[i], images(recon)[i])]
+    xi, recon = data.to_images(x), data.to_images(model.reconstruct(x))
+    rows = [r for i in range(n) for r in (xi[i], recon[i])]
     written.append(_save(sequence_grid(rows), out_dir / "reconstruction.png"))
-    gen = model.generate(n, x.shape[1])
-    written.append(_save(sequence_grid(list(images(gen))), out_dir / "generation.png"))
+    gen = data.to_images(model.generate(n, x.shape[1]))
+    written.append(_save(sequence_grid(list(gen)), out_dir / "generation.png"))
     half = n // 2
     a, b = x[:half], x[half: 2 * half]
-    ab, ba = model.swap(a, b), model.swap(b, a)
+    ai, bi = xi[:half], xi[half: 2 * half]
+    ab, ba = data.to_images(model.swap(a, b)), data.to_images(model.swap(b, a))
     rows = []
     for i in range(half):
-        rows += [images(a)[i], images(b)[i], images(ab)[i], images(ba)[i]]
+        rows += [ai[i], bi[i], ab[i], ba[i]]
     written.append(_save(sequence_grid(rows), out_dir / "swap.png"))
     return written
