@@ -41,6 +41,7 @@ __all__ = [
     "check_decoder",
     "check_encoder",
     "check_objective",
+    "check_registered",
     "random_batch",
     "tiny_context",
     "tiny_model",
@@ -208,6 +209,23 @@ def check_objective(objective: Objective, ctx: BuildContext, data: SequenceData 
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params), \
         "the loss sends no gradient to the model or the objective"
     return loss.detach()
+
+
+def check_registered(plugin: object, kind: str, name: str, factory: Any = None) -> Any:
+    """The plug-in object/module registers ``kind`` ``name`` (with ``factory`` if given) without
+    errors, and, when the plug-in is installed, its entry point loads it too. Returns the component."""
+    from disentangle.registry import load_registry
+
+    reg = load_registry(entry_points=False, extra=[("under-test", plugin)])
+    info = reg.plugins[0]
+    assert info.status == "ok", f"the plug-in failed to register: {info.error}"
+    comp = reg.get(kind, name)
+    if factory is not None:
+        assert comp.factory is factory, f"{kind} '{name}' is made by {comp.factory!r}, not {factory!r}"
+    installed = [p for p in load_registry().plugins if name in p.components.get(kind, [])]
+    for p in installed:
+        assert p.status == "ok", f"installed plug-in '{p.name}' failed: {p.error}"
+    return comp
 
 
 def check_dataset(data: SequenceData, max_items: int = 4) -> None:

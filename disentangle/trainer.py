@@ -112,6 +112,28 @@ def build_pipeline(recipe: Recipe, device: torch.device | str = "cpu", registry:
     return Pipeline(recipe, data, model, objectives, weights, metrics, ctx, device)
 
 
+def _call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run plug-in code; an unexpected exception becomes a message naming the component."""
+    try:
+        return fn(*args)
+    except (DisentangleError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("DISENTANGLE_DEBUG"):
+            raise
+        raise DisentangleError(f"{what} failed: {type(exc).__name__}: {exc}",
+                               hint="set DISENTANGLE_DEBUG=1 to see the traceback") from exc
+
+
+def _load_state(module: nn.Module, state: dict[str, Any], what: str, path: Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DisentangleError(f"{path}: the checkpoint's {what} does not fit the recipe: {str(exc).splitlines()[0]}",
+                               hint="model sizes, components and their parameters must match the run's "
+                                    "recipe.toml; start a new run to change them") from None
+
+
 # ----- data order ---------------------------------------------------------------------------------
 
 class _Indexed(torch.utils.data.Dataset):
@@ -226,7 +248,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop logged steps after ``step`` (a run resumed from an older checkpoint redoes them)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short when the run was killed
     atomic_write_text("".join(line + "\n" for line in keep), path)
 
 
@@ -255,7 +283,7 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
 
     for name, obj in objectives.items():
         console.print(f"preparing {name} …")
-        obj.prepare(pipe.data, pipe.ctx)
+        _call(f"preparing '{name}'", obj.prepare, pipe.data, pipe.ctx)
 
     params = [p for p in list(model.parameters()) + list(objectives.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -264,9 +292,12 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
         ckpt = load_checkpoint(ckpt_path, dev)
-        model.load_state_dict(ckpt["model"])
-        objectives.load_state_dict(ckpt["objectives"])
-        opt.load_state_dict(ckpt["optimizer"])
+        _load_state(model, ckpt["model"], "model", ckpt_path)
+        _load_state(objectives, ckpt["objectives"], "task/regularizer state", ckpt_path)
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+        except ValueError as exc:
+            raise DisentangleError(f"{ckpt_path}: the optimizer state does not fit the recipe: {exc}") from None
         _set_rng_state(ckpt["rng"])
         step = int(ckpt["step"])
         _truncate_metrics(metrics_path, step)
@@ -293,12 +324,13 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
             batches = epoch_batches(n, bsz, cfg.seed, epoch)[offset:].tolist()
             for batch in make_loader(split, batches, cfg.num_workers, seed=cfg.seed + epoch):
                 batch = to_device(batch, dev)
-                out = model(batch["x"])
+                out = _call(f"step {step + 1}: the model (encoder '{recipe.encoder.use}', decoder "
+                            f"'{recipe.decoder.use}')", model, batch["x"])
                 terms = {"loss": out.vae_loss, "vae": out.vae_loss, "recon": out.recon_nll.mean(),
                          "kl_f": out.kl_f.mean(), "kl_z": out.kl_z.mean()}
                 loss = out.vae_loss
                 for name, obj in objectives.items():
-                    value = obj.loss(batch, out, model)
+                    value = _call(f"step {step + 1}: the loss of '{name}'", obj.loss, batch, out, model)
                     terms[name] = value
                     loss = loss + pipe.weights[name] * value
                 terms["loss"] = loss
@@ -358,7 +390,7 @@ def evaluate(pipe: Pipeline, run_dir: Path, console: Console | None = None) -> d
             console.print(f"pictures: {', '.join(str(p) for p in written)}")
     for name, metric in pipe.metrics.items():
         with torch.no_grad():
-            results[name] = metric.compute(model, pipe.data, pipe.device)
+            results[name] = _call(f"metric '{name}'", metric.compute, model, pipe.data, pipe.device)
     if results:
         atomic_write_text(json.dumps(results, indent=2), run_dir / "eval.json")
         for name, values in results.items():
@@ -378,8 +410,8 @@ def load_run(run_dir: str | Path, device: str = "auto", registry: Registry | Non
     dev = resolve_device(device)
     pipe = build_pipeline(recipe, dev, registry)
     ckpt = load_checkpoint(run_dir / CHECKPOINT, dev)
-    pipe.model.load_state_dict(ckpt["model"])
-    pipe.objectives.load_state_dict(ckpt["objectives"])
+    _load_state(pipe.model, ckpt["model"], "model", run_dir / CHECKPOINT)
+    _load_state(pipe.objectives, ckpt["objectives"], "task/regularizer state", run_dir / CHECKPOINT)
     pipe.model.eval()
     return pipe
 

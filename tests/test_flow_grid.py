@@ -201,9 +201,7 @@ def test_config():
 
 
 def test_registered():
-    registry = disentangle.load_registry(entry_points=False, extra=[("flow-grid", fg)])
-    comp = registry.get("task", "flow-grid")
-    assert comp.factory is fg.FlowGrid and comp.config is fg.FlowGrid.Config
+    comp = testing.check_registered(fg, "task", "flow-grid", fg.FlowGrid)
+    assert comp.config is fg.FlowGrid.Config
     info = {p.name: p for p in disentangle.load_registry().plugins}["flow-grid"]
-    assert info.status == "ok", info.error
     assert info.components == {"task": ["flow-grid"]}

@@ -158,10 +158,7 @@ def test_generation_is_fast(tmp_path):
 
 
 def test_registered():
-    registry = disentangle.load_registry(entry_points=False, extra=[("moving-shapes", ms)])
-    comp = registry.get("dataset", "moving-shapes")
-    assert comp.factory is ms.MovingShapes and comp.config is ms.MovingShapes.Config
-    # and through the installed entry point
+    comp = testing.check_registered(ms, "dataset", "moving-shapes", ms.MovingShapes)
+    assert comp.config is ms.MovingShapes.Config
     info = {p.name: p for p in disentangle.load_registry().plugins}["moving-shapes"]
-    assert info.status == "ok", info.error
     assert info.components == {"dataset": ["moving-shapes"]}

@@ -85,3 +85,29 @@ def test_load_run_and_sample(tmp_path):
     assert not (static["sequences"] == dynamic["sequences"]).all()
     again = sample(pipe, "static", seed=1)
     assert (again["sequences"] == static["sequences"]).all()
+
+
+def test_resume_with_a_different_model_is_a_clear_error(tmp_path):
+    from disentangle import DisentangleError
+
+    reg = toy_registry()
+    train(recipe("train.max_steps=2"), tmp_path / "run", registry=reg)
+    with pytest.raises(DisentangleError, match="does not fit the recipe"):
+        train(recipe("model.hidden_dim=12"), tmp_path / "run", resume=True, registry=reg)
+
+
+def test_resume_skips_a_metrics_line_cut_by_a_kill(tmp_path):
+    reg = toy_registry()
+    run = tmp_path / "run"
+    train(recipe("train.max_steps=4"), run, registry=reg)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 5, "lo')  # the process died mid-write
+    train(recipe("train.max_steps=6"), run, resume=True, registry=reg)
+    assert steps_logged(run) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_failing_plugin_loss_names_the_component(tmp_path):
+    from disentangle import DisentangleError
+
+    with pytest.raises(DisentangleError, match="the loss of 'z-norm'"):
+        train(recipe("regularizers.0.crash=true"), tmp_path / "run", registry=toy_registry())

@@ -53,6 +53,7 @@ def tiny_decoder(config: NoConfig, ctx):
 class ScaleConfig:
     scale: float = 1.0
     explode_at_step: int = 0  # > 0: return NaN from that call on
+    crash: bool = False  # raise an unexpected exception (a bug in plug-in code)
 
 
 class ZNorm(disentangle.Regularizer):
@@ -67,6 +68,8 @@ class ZNorm(disentangle.Regularizer):
 
     def loss(self, batch, out, model):
         self.calls += 1
+        if self.config.crash:
+            raise RuntimeError("shape mismatch in plug-in code")
         value = self.config.scale * out.z.pow(2).mean()
         if self.config.explode_at_step and self.calls >= self.config.explode_at_step:
             value = value * float("nan")
