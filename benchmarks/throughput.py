@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ def measure(recipe_path: str, overrides: list[str], device: str, steps: int, war
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     return {"recipe": recipe_path, "overrides": overrides, "device": device,
-            "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+            "device_name": torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()}, {os.cpu_count()} cores",
             "threads": torch.get_num_threads(), "batch_size": b, "steps": steps,
             "parameters": sum(p.numel() for p in model.parameters()),
             "steps_per_s": steps / seconds, "sequences_per_s": steps * b / seconds}
