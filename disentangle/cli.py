@@ -69,14 +69,17 @@ def run(
             spec = load_recipe(recipe, set_ or [])
             target = run_dir or Path("runs") / f"{recipe.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
             is_resume = False
-        result = train(spec, target, resume=is_resume, device=device, console=err)
+        worker = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
+        result = train(spec, target, resume=is_resume, device=device,
+                       console=Console(stderr=True, quiet=True) if worker else err)
     except DisentangleError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the last checkpoint is kept; continue with "
                   f"`disentangle run --resume {target}`")
         raise typer.Exit(130)
-    out.print(f"run directory: {result.run_dir}")
+    if not worker:
+        out.print(f"run directory: {result.run_dir}")
 
 
 @app.command()

@@ -68,14 +68,14 @@ def atomic_save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
             np.save(fh, array)
 
 
-def progress_bar(transient: bool = False) -> Progress:
+def progress_bar(transient: bool = False, disable: bool = False) -> Progress:
     """The rich progress bar used across the project (use as a context manager)."""
     return Progress(
         TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True, min_width=8)),
         BarColumn(bar_width=20, table_column=Column(min_width=10)),
         MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=9)), TimeElapsedColumn(),
         TimeRemainingColumn(), TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-        transient=transient, console=Console(stderr=True),
+        transient=transient, console=Console(stderr=True), disable=disable,
     )
 
 

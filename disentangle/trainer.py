@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from disentangle import distributed
 from disentangle.errors import DisentangleError, TrainingError
 from disentangle.interfaces import BuildContext, Metric, ModelSpec, Objective, SequenceData
 from disentangle.io import atomic_torch_save, atomic_write_text, default_cache_dir, progress_bar
@@ -262,17 +264,28 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
           registry: Registry | None = None, cache_dir: Path | None = None,
           console: Console | None = None, on_step: Callable[[int, dict[str, float]], None] | None = None
           ) -> TrainResult:
-    """Train ``recipe`` in ``run_dir`` (continuing from its last checkpoint when ``resume``)."""
-    registry = registry or get_registry()
-    console = console or Console(stderr=True)
-    run_dir = Path(run_dir)
+    """Train ``recipe`` in ``run_dir`` (continuing from its last checkpoint when ``resume``).
+
+    Under ``torchrun`` every process calls this; see :mod:`disentangle.distributed`."""
+    world, dev = distributed.init_world(resolve_device(device or recipe.train.device))
+    try:
+        return _train(recipe, Path(run_dir), resume, dev, world, registry or get_registry(), cache_dir,
+                      console or Console(stderr=True, quiet=not world.is_main), on_step)
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(recipe: Recipe, run_dir: Path, resume: bool, dev: torch.device, world: distributed.World,
+           registry: Registry, cache_dir: Path | None, console: Console,
+           on_step: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
     if not resume and (run_dir / CHECKPOINT).exists():
         raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
                                "or pass another --run-dir")
     cfg = recipe.train
-    dev = resolve_device(device or cfg.device)
-    seed_everything(cfg.seed)
-    pipe = build_pipeline(recipe, dev, registry, cache_dir)
+    distributed.check_batch_size(cfg.batch_size, world)
+    seed_everything(cfg.seed)  # the same initial weights in every process
+    with distributed.main_first(world):  # rank 0 builds dataset caches, the others read them
+        pipe = build_pipeline(recipe, dev, registry, cache_dir)
     model, objectives = pipe.model, pipe.objectives
     split = pipe.data.split("train")
     n, bsz = len(split), cfg.batch_size
@@ -281,9 +294,10 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
 
-    for name, obj in objectives.items():
-        console.print(f"preparing {name} …")
-        _call(f"preparing '{name}'", obj.prepare, pipe.data, pipe.ctx)
+    with distributed.main_first(world):  # pseudo-label caches likewise
+        for name, obj in objectives.items():
+            console.print(f"preparing {name} …")
+            _call(f"preparing '{name}'", obj.prepare, pipe.data, pipe.ctx)
 
     params = [p for p in list(model.parameters()) + list(objectives.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -298,30 +312,40 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
             opt.load_state_dict(ckpt["optimizer"])
         except ValueError as exc:
             raise DisentangleError(f"{ckpt_path}: the optimizer state does not fit the recipe: {exc}") from None
-        _set_rng_state(ckpt["rng"])
         step = int(ckpt["step"])
-        _truncate_metrics(metrics_path, step)
+        _set_rng_state(ckpt["rng"])
+        if world.active:  # the checkpoint holds rank 0's random state; the others draw anew
+            torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + world.rank)
+        if world.is_main:
+            _truncate_metrics(metrics_path, step)
         console.print(f"resuming {run_dir} at step {step}/{total}")
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path.unlink(missing_ok=True)
-    save_recipe(recipe, run_dir / "recipe.toml")
-    atomic_write_text(json.dumps(_environment(pipe, registry), indent=2, default=str), run_dir / "environment.json")
+        if world.active:  # per-process noise (reparameterisation, shuffles) must differ
+            torch.manual_seed(cfg.seed * 1_000_003 + world.rank)
+        if world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            metrics_path.unlink(missing_ok=True)
+    if world.is_main:
+        save_recipe(recipe, run_dir / "recipe.toml")
+        env = {**_environment(pipe, registry), "world_size": world.size}
+        atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
 
     def checkpoint() -> None:
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "step": step, "total_steps": total,
-                           "model": model.state_dict(), "objectives": objectives.state_dict(),
-                           "optimizer": opt.state_dict(), "rng": _rng_state()}, ckpt_path)
+        if world.is_main:
+            atomic_torch_save({"format": CHECKPOINT_FORMAT, "step": step, "total_steps": total,
+                               "model": model.state_dict(), "objectives": objectives.state_dict(),
+                               "optimizer": opt.state_dict(), "rng": _rng_state()}, ckpt_path)
 
     model.train()
     objectives.train()
     start = time.perf_counter()
     last: dict[str, float] = {}
-    with progress_bar() as prog, open(metrics_path, "a") as log:
+    log = open(metrics_path, "a") if world.is_main else contextlib.nullcontext(None)
+    with progress_bar(disable=not world.is_main) as prog, log:
         task = prog.add_task("training", total=total, completed=step, info="")
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
-            batches = epoch_batches(n, bsz, cfg.seed, epoch)[offset:].tolist()
+            batches = distributed.shard(epoch_batches(n, bsz, cfg.seed, epoch)[offset:].tolist(), world)
             for batch in make_loader(split, batches, cfg.num_workers, seed=cfg.seed + epoch):
                 batch = to_device(batch, dev)
                 out = _call(f"step {step + 1}: the model (encoder '{recipe.encoder.use}', decoder "
@@ -336,36 +360,42 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
                 terms["loss"] = loss
                 values = {k: float(v.detach()) for k, v in terms.items()}
                 bad = [k for k, x in values.items() if not math.isfinite(x)]
-                if bad:
+                if distributed.any_true(bool(bad), world, dev):
                     raise TrainingError(
-                        f"non-finite loss at step {step + 1} ({', '.join(bad)}); training stopped and the last "
-                        f"good checkpoint ({ckpt_path}, if any) was kept",
+                        f"non-finite loss at step {step + 1} ({', '.join(bad) or 'in another process'}); training "
+                        f"stopped and the last good checkpoint ({ckpt_path}, if any) was kept",
                         hint="lower train.lr, set train.grad_clip, or check the data for NaNs; "
                              f"then `disentangle run --resume {run_dir}`")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                distributed.average_gradients(params, world)
                 if cfg.grad_clip is not None:
                     nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()
                 step += 1
                 last = values
-                log.write(json.dumps({"step": step, "epoch": epoch, **values}) + "\n")
+                if world.is_main:
+                    log.write(json.dumps({"step": step, "epoch": epoch, **values}) + "\n")
                 if step % cfg.log_every == 0 or step == total:
-                    log.flush()
+                    if world.is_main:
+                        log.flush()
                     info = "  ".join(f"{k} {v:.3g}" for k, v in values.items() if k != "vae")
                     prog.update(task, completed=step, info=info)
                 if on_step is not None:
                     on_step(step, values)
                 if step % cfg.checkpoint_every == 0 or step == total:
-                    log.flush()
+                    if world.is_main:
+                        log.flush()
                     checkpoint()
                 if step >= total:
                     break
     seconds = time.perf_counter() - start
-    if total == 0 or not ckpt_path.exists():
+    if world.is_main and (total == 0 or not ckpt_path.exists()):
         checkpoint()
-    console.print(f"trained {step} steps in {seconds:.1f} s ({step / max(seconds, 1e-9):.2f} steps/s) on {dev}")
-    results = evaluate(pipe, run_dir, console=console)
+    console.print(f"trained {step} steps in {seconds:.1f} s ({step / max(seconds, 1e-9):.2f} steps/s) on {dev}"
+                  + (f" x {world.size} processes" if world.active else ""))
+    results = evaluate(pipe, run_dir, console=console) if world.is_main else {}
+    distributed.barrier(world)
     return TrainResult(run_dir, step, total, seconds, last, results)
 
 

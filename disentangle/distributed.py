@@ -1,0 +1,116 @@
+"""Data-parallel training under ``torchrun``: one process per device, gradients averaged every step.
+
+    torchrun --nproc_per_node=4 -m disentangle run recipes/sprites.toml --set data.root=...
+
+``train.batch_size`` stays the *global* batch: each of the W processes takes every W-th sequence of
+each batch (so it must divide by W), computes its losses on that shard (MI-MWS uses the shard
+size as M, SCC draws negatives within the shard), and the gradients are averaged across processes
+before each optimizer step, so every process holds the same weights. Rank 0 alone writes the run
+directory. CUDA devices use NCCL; CPU processes use Gloo (which is how the tests run it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from typing import Iterator, Sequence
+
+import attrs
+import torch
+import torch.distributed as dist
+
+from disentangle.errors import DisentangleError
+
+
+@attrs.frozen
+class World:
+    """Where this process stands among the training processes (size 1 without torchrun)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+
+def init_world(device: torch.device) -> tuple[World, torch.device]:
+    """Join the process group that ``torchrun`` describes in the environment (if any) and pick this
+    process's device."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if local >= torch.cuda.device_count():
+            raise DisentangleError(f"process {rank} wants GPU {local}, but only {torch.cuda.device_count()} "
+                                   "are visible", hint="run at most one process per GPU (--nproc_per_node)")
+        torch.cuda.set_device(local)
+        device, backend = torch.device("cuda", local), "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+    return World(rank=rank, size=size, local_rank=local), device
+
+
+def shutdown(world: World) -> None:
+    if world.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(world: World) -> None:
+    if world.active:
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first(world: World) -> Iterator[None]:
+    """Run the block on rank 0 first, then on the others (e.g. so that one process builds a cache
+    and the rest read it)."""
+    if not world.is_main:
+        barrier(world)
+    yield
+    if world.is_main:
+        barrier(world)
+
+
+def shard(batches: list[list[int]], world: World) -> list[list[int]]:
+    """This process's part of each global batch."""
+    return [b[world.rank:: world.size] for b in batches] if world.active else batches
+
+
+def check_batch_size(batch_size: int, world: World) -> None:
+    if world.active and batch_size % world.size:
+        raise DisentangleError(f"train.batch_size = {batch_size} does not divide among {world.size} processes",
+                               hint=f"use a multiple of {world.size}; it is the global batch size")
+
+
+def average_gradients(params: Sequence[torch.nn.Parameter], world: World) -> None:
+    """Average gradients across processes in one flat all-reduce (missing gradients count as zero)."""
+    if not world.active:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world.size
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset: offset + n].view_as(p).clone()
+        offset += n
+
+
+def any_true(flag: bool, world: World, device: torch.device) -> bool:
+    """True on every process if ``flag`` is true on any (so that all stop together)."""
+    if not world.active:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
