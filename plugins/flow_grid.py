@@ -36,7 +36,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 def _top_k_in_range(instance: Any, attribute: attrs.Attribute, value: int) -> None:
     cells = instance.grid * instance.grid
     if not 1 <= value <= cells:
-        raise ValueError(f"top_k must be between 1 and grid*grid = {cells}, got {value}")
+        raise ValueError(f"'top_k' must be between 1 and grid*grid = {cells}, got {value}")
 
 
 @attrs.frozen
