@@ -86,7 +86,7 @@ def shape_mask(shape: int, side: int) -> np.ndarray:
 
 def _positive(_: Any, attribute: attrs.Attribute, value: int) -> None:
     if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+        raise ValueError(f"'{attribute.name}' must be >= 1, got {value}")
 
 
 @attrs.frozen
