@@ -139,7 +139,7 @@ def sample(
     limit: Annotated[Optional[int], typer.Option(help="Only the first N test sequences.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "auto",
 ) -> None:
-    """Export generated sequences with the test labels (``sequences`` + ``labels_<name>``) as .npz."""
+    """Export generated sequences with the test labels (arrays sequences, labels_<name>) as .npz."""
     import numpy as np
 
     from disentangle.io import atomic_path

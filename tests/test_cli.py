@@ -128,7 +128,7 @@ def test_killed_run_resumes_to_the_same_step_count(tiny, tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "disentangle", "run", str(tiny), "--run-dir", str(run_dir),
-           "--set", "train.epochs=4", "--set", "train.checkpoint_every=3"]  # 4 x 64 // 8 = 32 steps
+           "--set", "train.epochs=20", "--set", "train.checkpoint_every=3"]  # 20 x 64 // 8 = 160 steps
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = run_dir / "checkpoints" / "last.pt"
     deadline = time.time() + 120
@@ -140,11 +140,11 @@ def test_killed_run_resumes_to_the_same_step_count(tiny, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = torch.load(ckpt, weights_only=True)["step"]
-    assert 6 <= killed_at < 32
+    assert 6 <= killed_at < 160
     resumed = subprocess.run([sys.executable, "-m", "disentangle", "run", "--resume", str(run_dir)],
                              env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     final = torch.load(ckpt, weights_only=True)
-    assert final["step"] == 32
+    assert final["step"] == 160
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 33))  # nothing repeated, nothing skipped
+    assert steps == list(range(1, 161))  # nothing repeated, nothing skipped
