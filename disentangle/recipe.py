@@ -197,7 +197,6 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Regist
         from disentangle.registry import get_registry
 
         registry = get_registry()
-    registry.check()
     problems: list[tuple[str, str]] = []
 
     for key in raw:

@@ -7,7 +7,7 @@ import pytest
 
 from disentangle.errors import DisentangleError
 from disentangle.recipe import RecipeError, apply_overrides, load_recipe, parse_override, parse_recipe
-from toy_plugins import TOY_RECIPE, toy_registry
+from toy_plugins import TOY_RECIPE, NoConfig, toy_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,3 +100,20 @@ def test_missing_file_error():
 @pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
     load_recipe(path)
+
+
+def test_a_conflict_blocks_only_recipes_that_use_the_name():
+    import disentangle
+    from toy_plugins import ToyPlugin
+
+    class Clash:
+        @disentangle.hookimpl
+        def register_regularizers(self, register):
+            register("z-norm", lambda c, x: None, config=NoConfig)
+
+    reg = disentangle.load_registry(entry_points=False, extra=[("toy", ToyPlugin()), ("clash", Clash())])
+    with pytest.raises(RecipeError, match="registered by both plug-in 'toy'.*and plug-in 'clash'"):
+        parse_recipe(toy(), registry=reg)
+    raw = toy()
+    del raw["regularizers"]
+    assert parse_recipe(raw, registry=reg).regularizers == ()
