@@ -31,8 +31,12 @@ SetOption = Annotated[
 ]
 
 
-def _fail(exc: DisentangleError) -> None:
+def _fail(exc: DisentangleError | OSError) -> None:
     from disentangle.recipe import RecipeError
+
+    if isinstance(exc, OSError):  # a file that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        exc = DisentangleError(f"{where}{exc.strerror or exc}", hint="check the path and its permissions")
 
     err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
     if exc.hint:
@@ -72,7 +76,7 @@ def run(
         worker = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
         result = train(spec, target, resume=is_resume, device=device,
                        console=Console(stderr=True, quiet=True) if worker else err)
-    except DisentangleError as exc:
+    except (DisentangleError, OSError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the last checkpoint is kept; continue with "
@@ -136,7 +140,7 @@ def sample(
                                            "dynamic: keep z_1:T, sample z_f.")] = "static",
     out_file: Annotated[Path, typer.Option("--out", help="Output .npz file.")] = Path("samples.npz"),
     seed: Annotated[int, typer.Option(help="Seed for the prior samples.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N test sequences.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N test sequences.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "auto",
 ) -> None:
     """Export generated sequences with the test labels (arrays sequences, labels_<name>) as .npz."""
@@ -153,7 +157,7 @@ def sample(
         with atomic_path(out_file) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, keep=np.array(keep), **arrays)
-    except DisentangleError as exc:
+    except (DisentangleError, OSError) as exc:
         _fail(exc)
     seqs = arrays["sequences"]
     out.print(f"wrote {out_file}: sequences {seqs.dtype} {tuple(seqs.shape)}, labels "
@@ -172,7 +176,7 @@ def evaluate(
     try:
         pipe = load_run(run_dir, device, overrides=tuple(set_ or ()))
         do_evaluate(pipe, run_dir, console=err)
-    except DisentangleError as exc:
+    except (DisentangleError, OSError) as exc:
         _fail(exc)
 
 

@@ -87,9 +87,11 @@ def shard(batches: list[list[int]], world: World) -> list[list[int]]:
 
 
 def check_batch_size(batch_size: int, world: World) -> None:
-    if world.active and batch_size % world.size:
-        raise DisentangleError(f"train.batch_size = {batch_size} does not divide among {world.size} processes",
-                               hint=f"use a multiple of {world.size}; it is the global batch size")
+    if world.active and (batch_size % world.size or batch_size // world.size < 2):
+        raise DisentangleError(
+            f"train.batch_size = {batch_size} does not divide among {world.size} processes into shards of "
+            "at least 2 sequences", hint=f"use a multiple of {world.size} of at least {2 * world.size}; "
+                                         "it is the global batch size")
 
 
 def average_gradients(params: Sequence[torch.nn.Parameter], world: World) -> None:

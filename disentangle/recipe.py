@@ -17,6 +17,7 @@ A recipe composes components by name::
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -56,10 +57,10 @@ class TrainConfig:
     epochs: int = attrs.field(default=10, validator=v.gt(0))
     max_steps: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
     batch_size: int = attrs.field(default=64, validator=v.ge(2))
-    lr: float = attrs.field(default=1e-3, validator=v.gt(0))
-    weight_decay: float = attrs.field(default=0.0, validator=v.ge(0))
-    grad_clip: float | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
-    seed: int = 0
+    lr: float = attrs.field(default=1e-3, validator=[v.gt(0), v.lt(math.inf)])
+    weight_decay: float = attrs.field(default=0.0, validator=[v.ge(0), v.lt(math.inf)])
+    grad_clip: float | None = attrs.field(default=None, validator=v.optional([v.gt(0), v.lt(math.inf)]))
+    seed: int = attrs.field(default=0, validator=[v.ge(0), v.lt(2**31)])
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     checkpoint_every: int = attrs.field(default=500, validator=v.gt(0))
     log_every: int = attrs.field(default=10, validator=v.gt(0))
@@ -139,9 +140,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise DisentangleError(f"recipe file not found: {path}", hint="pass the path of a .toml recipe, "
                                "e.g. recipes/quickstart.toml")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise DisentangleError(f"cannot read recipe {path}: not UTF-8 text ({exc.reason})",
+                               hint="recipes are TOML files in UTF-8") from None
+    except OSError as exc:
+        raise DisentangleError(f"cannot read recipe {path}: {exc.strerror}") from None
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:
@@ -220,8 +226,8 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Regist
         weight = 1.0
         if weighted:
             weight = table.pop("weight", 1.0)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                problems.append((f"{path}.weight", f"expected a number >= 0 (the loss weight λ), got {weight!r}"))
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+                problems.append((f"{path}.weight", f"expected a finite number >= 0 (the loss weight λ), got {weight!r}"))
                 weight = 1.0
         try:
             comp = registry.get(kind, use)

@@ -48,14 +48,19 @@ class Pipeline:
 
 
 def resolve_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise DisentangleError(f"device {name!r}: expected cpu, cuda, mps or auto")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name.startswith("cuda") and not torch.cuda.is_available():
         raise DisentangleError("device 'cuda' was asked for but no CUDA GPU is available",
+                               hint="use --device cpu (or auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise DisentangleError("device 'mps' was asked for but this PyTorch has no usable MPS backend",
                                hint="use --device cpu (or auto)")
     return torch.device(name)
 
@@ -190,12 +195,13 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    # RNG states are CPU byte tensors, whatever map_location the checkpoint was loaded with
+    torch.set_rng_state(state["torch"].cpu())
     random.setstate(state["python"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -278,6 +284,8 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
 def _train(recipe: Recipe, run_dir: Path, resume: bool, dev: torch.device, world: distributed.World,
            registry: Registry, cache_dir: Path | None, console: Console,
            on_step: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DisentangleError(f"run directory {run_dir} is a file", hint="pass another --run-dir")
     if not resume and (run_dir / CHECKPOINT).exists():
         raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
                                "or pass another --run-dir")
@@ -331,6 +339,9 @@ def _train(recipe: Recipe, run_dir: Path, resume: bool, dev: torch.device, world
         atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
 
     def checkpoint() -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            raise TrainingError(f"the weights became non-finite by step {step}; the last good checkpoint "
+                                f"({ckpt_path}, if any) was kept", hint="lower train.lr or set train.grad_clip")
         if world.is_main:
             atomic_torch_save({"format": CHECKPOINT_FORMAT, "step": step, "total_steps": total,
                                "model": model.state_dict(), "objectives": objectives.state_dict(),
@@ -369,9 +380,14 @@ def _train(recipe: Recipe, run_dir: Path, resume: bool, dev: torch.device, world
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 distributed.average_gradients(params, world)
-                if cfg.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
+                grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip is not None else math.inf)
+                if not torch.isfinite(grad_norm):  # identical in every process after averaging
+                    raise TrainingError(
+                        f"non-finite gradients at step {step + 1}; training stopped before the update and the "
+                        f"last good checkpoint ({ckpt_path}, if any) was kept",
+                        hint="lower train.lr or set train.grad_clip; then `disentangle run --resume "
+                             f"{run_dir}`")
+                _call(f"step {step + 1}: the optimizer update (train.lr = {cfg.lr:g})", opt.step)
                 step += 1
                 last = values
                 if world.is_main:

@@ -30,7 +30,9 @@ def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, devic
     the prior) and ``swap.png``: for each pair (a, b) the rows a, b, [z_f of a + z_1:T of b],
     [z_f of b + z_1:T of a]. Nothing is written for data without a picture (``to_images`` is None)."""
     split = data.split("test")
-    n = max(2, min(n, len(split)))
+    n = min(n, len(split))
+    if n == 0:
+        return []
     x = torch.stack([split[i]["x"] for i in range(n)]).to(device)
     if data.to_images(x[:1]) is None:
         return []
@@ -41,6 +43,8 @@ def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, devic
     gen = data.to_images(model.generate(n, x.shape[1]))
     written.append(_save(sequence_grid(list(gen)), out_dir / "generation.png"))
     half = n // 2
+    if half == 0:  # a single test sequence: nothing to swap with
+        return written
     a, b = x[:half], x[half: 2 * half]
     ai, bi = xi[:half], xi[half: 2 * half]
     ab, ba = data.to_images(model.swap(a, b)), data.to_images(model.swap(b, a))

@@ -148,3 +148,38 @@ def test_killed_run_resumes_to_the_same_step_count(tiny, tmp_path):
     assert final["step"] == 160
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 161))  # nothing repeated, nothing skipped
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "{bad_utf8}"], "not UTF-8"),
+    (["run", "{tiny}", "--run-dir", "{a_file}"], "is a file"),
+    (["run", "{tiny}", "--device", "mps"], "mps"),
+    (["run", "{tiny}", "--set", "train.seed=100000000000000"], "train.seed"),
+    (["validate", "{tiny}", "--set", "tasks.0.weight=nan"], "tasks.0.weight"),
+    (["validate", "{tiny}", "--set", "train.lr=inf"], "train.lr"),
+    (["sample", "{tmp}", "--device", "foo"], "not a run directory"),
+])
+def test_bad_input_gives_a_message_not_a_traceback(tmp_path, tiny, args, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe[data]")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    args = [a.format(bad_utf8=bad, tiny=tiny, a_file=a_file, tmp=tmp_path) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code in (1, 2), result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_absurd_learning_rate_is_a_message_and_never_checkpoints_non_finite_weights(tiny, tmp_path):
+    """A step that cannot be taken (the update overflows float32) or whose loss goes non-finite
+    is refused before it is saved."""
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(tiny), "--run-dir", str(run_dir), "--set", "train.lr=1e39",
+                                 "--set", "train.checkpoint_every=1", "--set", "train.max_steps=4"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "optimizer update" in result.output or "non-finite" in result.output
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)["model"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
