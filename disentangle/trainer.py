@@ -163,12 +163,12 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> torch.Tenso
     return torch.randperm(n, generator=g)[: steps * batch_size].view(steps, batch_size)
 
 
-def make_loader(split: Any, batches: list[list[int]], num_workers: int = 0, seed: int = 0
-                ) -> torch.utils.data.DataLoader:
+def make_loader(split: Any, batches: list[list[int]], num_workers: int = 0, seed: int = 0,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
     # A private generator: the loader's worker seeds must not draw from the global RNG, or a resumed
     # run would see a different random stream than an uninterrupted one.
     return torch.utils.data.DataLoader(_Indexed(split), batch_sampler=batches, num_workers=num_workers,
-                                       generator=torch.Generator().manual_seed(seed))
+                                       generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -357,7 +357,8 @@ def _train(recipe: Recipe, run_dir: Path, resume: bool, dev: torch.device, world
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
             batches = distributed.shard(epoch_batches(n, bsz, cfg.seed, epoch)[offset:].tolist(), world)
-            for batch in make_loader(split, batches, cfg.num_workers, seed=cfg.seed + epoch):
+            for batch in make_loader(split, batches, cfg.num_workers, seed=cfg.seed + epoch,
+                                     pin_memory=dev.type == "cuda"):
                 batch = to_device(batch, dev)
                 out = _call(f"step {step + 1}: the model (encoder '{recipe.encoder.use}', decoder "
                             f"'{recipe.decoder.use}')", model, batch["x"])
