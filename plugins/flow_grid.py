@@ -18,6 +18,9 @@ frames) and cached as uint8 ``(N, T, grid*grid)`` in
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import attrs
@@ -118,21 +121,34 @@ def _check_frames(shape: tuple[int, ...], grid: int, where: str) -> None:
             hint="lower `grid`")
 
 
-def compute_labels(data: disentangle.SequenceData, grid: int, top_k: int, method: str) -> np.ndarray:
-    """Multi-hot uint8 labels ``(N, T, grid*grid)`` for every train sequence, in split order."""
+def compute_labels(data: disentangle.SequenceData, grid: int, top_k: int, method: str,
+                   workers: int | None = None) -> np.ndarray:
+    """Multi-hot uint8 labels ``(N, T, grid*grid)`` for every train sequence, in split order.
+
+    Sequences are processed by ``workers`` threads (default: the CPU count, at most 8); OpenCV
+    releases the GIL while it computes flow, and each thread keeps its own DIS instance."""
     train = data.split("train")
     n = len(train)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST) if method == "dis" else None
-    out: np.ndarray | None = None
-    for i in disentangle.track(range(n), total=n, description=f"flow-grid labels ({method})"):
+    if n == 0:
+        raise disentangle.DisentangleError("flow-grid: the train split is empty")
+    local = threading.local()
+
+    def one(i: int) -> np.ndarray:
+        if method == "dis" and not hasattr(local, "dis"):
+            local.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         x = train[i]["x"]
         _check_frames(tuple(x.shape), grid, f"train item {i}")
-        labels = sequence_labels(to_gray_uint8(x), grid, top_k, method, dis)
-        if out is None:
-            out = np.zeros((n, *labels.shape), dtype=np.uint8)
-        out[i] = labels
-    if out is None:
-        raise disentangle.DisentangleError("flow-grid: the train split is empty")
+        return sequence_labels(to_gray_uint8(x), grid, top_k, method, getattr(local, "dis", None))
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    out: np.ndarray | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(one, range(n))  # in order
+        for i, labels in enumerate(disentangle.track(results, total=n, description=f"flow-grid labels ({method})")):
+            if out is None:
+                out = np.zeros((n, *labels.shape), dtype=np.uint8)
+            out[i] = labels
+    assert out is not None
     return out
 
 
