@@ -205,3 +205,12 @@ def test_registered():
     assert comp.config is fg.FlowGrid.Config
     info = {p.name: p for p in disentangle.load_registry().plugins}["flow-grid"]
     assert info.components == {"task": ["flow-grid"]}
+
+def test_threaded_labels_match_sequential(tmp_path):
+    from disentangle_plugins.moving_shapes import MovingShapes
+
+    data = MovingShapes(MovingShapes.Config(num_train=24, num_test=4), testing.tiny_context(tmp_path))
+    one = fg.compute_labels(data, 4, 2, "dis", workers=1)
+    two = fg.compute_labels(data, 4, 2, "dis", workers=3)
+    assert one.shape == (24, 8, 16) and (one.sum(-1) == 2).all()
+    assert (one == two).all()
