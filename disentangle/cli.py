@@ -53,19 +53,16 @@ def run(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps or auto (default: the recipe's train.device).")] = None,
 ) -> None:
     """Validate a recipe, then train it, evaluate it and write pictures into a run directory."""
-    from disentangle.recipe import apply_overrides, load_recipe, parse_recipe, read_toml
-    from disentangle.trainer import train
+    from disentangle.recipe import load_recipe
+    from disentangle.trainer import run_recipe, train
 
     try:
         if device not in (None, "auto", "cpu", "cuda", "mps"):
             raise DisentangleError(f"--device {device!r}: expected cpu, cuda, mps or auto")
         if resume is not None:
-            path = resume / "recipe.toml"
-            if not path.is_file():
-                raise DisentangleError(f"--resume {resume}: not a run directory (no recipe.toml)")
+            spec = run_recipe(resume, set_ or [])
             if recipe is not None:
-                err.print(f"note: resuming uses {path}; the recipe argument {recipe} is not read")
-            spec = parse_recipe(apply_overrides(read_toml(path), set_ or []), str(path))
+                err.print(f"note: resuming uses {resume / 'recipe.toml'}; the recipe argument {recipe} is not read")
             target, is_resume = resume, True
         else:
             if recipe is None:

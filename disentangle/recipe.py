@@ -26,7 +26,7 @@ import attrs
 import tomli_w
 from attrs import validators as v
 
-from disentangle.config import field_names, structure, unstructure
+from disentangle.config import structure, unstructure
 from disentangle.errors import DisentangleError, did_you_mean
 from disentangle.registry import Registry
 
@@ -309,4 +309,4 @@ def save_recipe(recipe: Recipe, path: str | Path) -> None:
 
 
 __all__ = ["ComponentSpec", "EvalConfig", "ModelConfig", "Recipe", "RecipeError", "TrainConfig",
-           "load_recipe", "parse_recipe", "save_recipe", "field_names"]
+           "load_recipe", "parse_recipe", "save_recipe"]

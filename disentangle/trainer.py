@@ -11,7 +11,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import attrs
 import numpy as np
@@ -445,15 +445,20 @@ def evaluate(pipe: Pipeline, run_dir: Path, console: Console | None = None) -> d
     return results
 
 
+def run_recipe(run_dir: str | Path, overrides: Sequence[str] = (), registry: Registry | None = None) -> Recipe:
+    """The resolved recipe saved in a run directory, with ``overrides`` applied."""
+    recipe_path = Path(run_dir) / "recipe.toml"
+    if not recipe_path.is_file():
+        raise DisentangleError(f"{run_dir} is not a run directory (no recipe.toml)",
+                               hint="pass the --run-dir of a `disentangle run`")
+    return parse_recipe(apply_overrides(read_toml(recipe_path), overrides), str(recipe_path), registry)
+
+
 def load_run(run_dir: str | Path, device: str = "auto", registry: Registry | None = None,
              overrides: tuple[str, ...] = ()) -> Pipeline:
     """Rebuild a finished (or interrupted) run from its resolved recipe and last checkpoint."""
     run_dir = Path(run_dir)
-    recipe_path = run_dir / "recipe.toml"
-    if not recipe_path.is_file():
-        raise DisentangleError(f"{run_dir} is not a run directory (no recipe.toml)",
-                               hint="pass the --run-dir of a `disentangle run`")
-    recipe = parse_recipe(apply_overrides(read_toml(recipe_path), overrides), str(recipe_path), registry)
+    recipe = run_recipe(run_dir, overrides, registry)
     dev = resolve_device(device)
     pipe = build_pipeline(recipe, dev, registry)
     ckpt = load_checkpoint(run_dir / CHECKPOINT, dev)
