@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from disentangle.recipe import load_recipe
-from disentangle.trainer import train
+from disentangle import train
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from disentangle.recipe import load_recipe
-from disentangle.trainer import build_pipeline
+from disentangle import load_recipe
+from disentangle import build_pipeline
 
 
 def measure(recipe_path: str, overrides: list[str], device: str, steps: int, warmup: int = 3) -> dict:

@@ -8,8 +8,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from disentangle.errors import DisentangleError, PluginConflictError, TrainingError, UnknownComponentError
+from disentangle.distributed import World
+from disentangle.evaluation import Encoded, EvalContext
 from disentangle.hookspecs import hookimpl
 from disentangle.interfaces import (
+    ArraySplit,
     Batch,
     BuildContext,
     DataSpec,
@@ -32,7 +35,9 @@ from disentangle.io import (
     track,
 )
 from disentangle.model import S3VAE, S3VAEOutput, gaussian_kl, gaussian_log_density
+from disentangle.recipe import Recipe, load_recipe
 from disentangle.registry import Component, PluginInfo, Registry, get_registry, load_registry
+from disentangle.training import Pipeline, TrainResult, build_pipeline, evaluate, load_run, sample, train
 
 try:
     __version__ = version("disentangle")
@@ -40,37 +45,50 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "ArraySplit",
     "Batch",
     "BuildContext",
     "Component",
     "DataSpec",
     "Decoder",
     "DisentangleError",
+    "Encoded",
     "Encoder",
+    "EvalContext",
     "Metric",
     "ModelSpec",
     "Objective",
     "PluginConflictError",
+    "Pipeline",
     "PluginInfo",
+    "Recipe",
     "Registry",
     "Regularizer",
     "S3VAE",
     "S3VAEOutput",
     "SequenceData",
     "Task",
+    "TrainResult",
     "TrainingError",
     "UnknownComponentError",
+    "World",
     "__version__",
     "atomic_path",
     "atomic_save_npy",
     "atomic_torch_save",
+    "build_pipeline",
     "cached_array",
     "default_cache_dir",
+    "evaluate",
     "fingerprint",
     "gaussian_kl",
     "gaussian_log_density",
     "get_registry",
     "hookimpl",
+    "load_recipe",
     "load_registry",
+    "load_run",
+    "sample",
     "track",
+    "train",
 ]

@@ -54,13 +54,13 @@ def run(
 ) -> None:
     """Validate a recipe, then train it, evaluate it and write pictures into a run directory."""
     from disentangle.recipe import load_recipe
-    from disentangle.trainer import run_recipe, train
+    from disentangle.training import read_run_recipe, train
 
     try:
         if device not in (None, "auto", "cpu", "cuda", "mps"):
             raise DisentangleError(f"--device {device!r}: expected cpu, cuda, mps or auto")
         if resume is not None:
-            spec = run_recipe(resume, set_ or [])
+            spec = read_run_recipe(resume, set_ or [])
             if recipe is not None:
                 err.print(f"note: resuming uses {resume / 'recipe.toml'}; the recipe argument {recipe} is not read")
             target, is_resume = resume, True
@@ -144,7 +144,7 @@ def sample(
     import numpy as np
 
     from disentangle.io import atomic_path
-    from disentangle.trainer import load_run, sample as do_sample
+    from disentangle.training import load_run, sample as do_sample
 
     try:
         if keep not in ("static", "dynamic"):
@@ -168,7 +168,7 @@ def evaluate(
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "auto",
 ) -> None:
     """Recompute a run's pictures and metrics (eval.json) from its last checkpoint."""
-    from disentangle.trainer import evaluate as do_evaluate, load_run
+    from disentangle.training import evaluate as do_evaluate, load_run
 
     try:
         pipe = load_run(run_dir, device, overrides=tuple(set_ or ()))

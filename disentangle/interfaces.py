@@ -19,11 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from disentangle.distributed import World
+
 if TYPE_CHECKING:  # pragma: no cover
+    from disentangle.evaluation import EvalContext
     from disentangle.model import S3VAE, S3VAEOutput
 
 #: A training/evaluation batch: ``{"x": FloatTensor(B, T, *F), "index": LongTensor(B),
-#: "labels": {name: LongTensor(B)}}``. ``index`` is the position of each sequence in its split.
+#: "labels": {name: LongTensor(B)}}``, plus ``"meta"`` when the items carry it. ``index`` is the
+#: position of each sequence in its split.
 Batch = dict[str, Any]
 
 
@@ -59,8 +63,12 @@ class ModelSpec:
 class BuildContext:
     """Handed to every factory. Fields not yet known for a kind are ``None``:
 
-    - datasets get ``cache_dir`` and ``seed`` only;
+    - datasets get ``cache_dir``, ``seed`` and ``world`` only;
     - every other kind gets every field, incl. ``dataset_size`` (N) and ``batch_size`` (M).
+
+    ``batch_size`` is the *global* batch of one optimizer step. Under data-parallel training
+    (``torchrun``) each of the ``world.size`` processes computes its losses on
+    ``batch_size // world.size`` of its sequences; ``world`` says where this process stands.
     """
 
     cache_dir: Path
@@ -69,13 +77,18 @@ class BuildContext:
     model: ModelSpec | None = None
     dataset_size: int | None = None
     batch_size: int | None = None
+    world: World = World()
+    """This process among the training processes (``rank``, ``size``; size 1 without torchrun)."""
 
 
 class SequenceData(abc.ABC):
     """A dataset plug-in's product: train/test splits of equal-length sequences.
 
     Each split is a ``torch.utils.data.Dataset`` whose items are
-    ``{"x": FloatTensor(T, *F), "labels": {name: int}}``.
+    ``{"x": FloatTensor(T, *F), "labels": {name: int}}`` and optionally ``"meta": {name: str | int}``
+    (per-item facts that are not class labels: an utterance id, a speaker id, a source file, a
+    segment offset; metrics read them, the trainer never gives them to a loss). A split that is an
+    :class:`ArraySplit` can be held on the GPU whole.
     """
 
     spec: DataSpec
@@ -98,6 +111,48 @@ class SequenceData(abc.ABC):
         """Map ``(B, T, *F)`` data-space tensors to the array written by ``disentangle sample``.
         Video datasets return uint8 ``(B, T, H, W, C)``; the default is float32 as is."""
         return x.detach().cpu().float().numpy()
+
+
+class ArraySplit(torch.utils.data.Dataset):
+    """A split held as arrays, which the trainer may move to the GPU once and index there.
+
+    Implement :meth:`stored_x` (all sequences in their storage dtype, e.g. uint8 video
+    ``(N, T, H, W, C)``), :meth:`stored_labels` and :meth:`decode` (a stored batch -> model input
+    ``(B, T, *F)`` float, computed on whatever device the batch is on). Items are built from the
+    same three, so the host and the device paths give identical batches.
+    """
+
+    @abc.abstractmethod
+    def stored_x(self) -> np.ndarray | torch.Tensor:
+        """Every sequence ``(N, T, ...)`` as stored (a numpy array, memory map or tensor)."""
+
+    def stored_labels(self) -> dict[str, np.ndarray]:
+        """Class labels ``{name: int array (N,)}``."""
+        return {}
+
+    def stored_meta(self) -> dict[str, Any]:
+        """Per-item metadata ``{name: sequence of length N}`` (see :class:`SequenceData`)."""
+        return {}
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored batch ``(B, T, ...)`` -> float model input ``(B, T, *F)`` on ``x``'s device."""
+        return x.float()
+
+    def __len__(self) -> int:
+        return int(self.stored_x().shape[0])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for a split of {n}")
+        index = index % n
+        stored = self.stored_x()[index: index + 1]
+        x = self.decode(stored if isinstance(stored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(stored)))[0]
+        item: dict[str, Any] = {"x": x, "labels": {k: int(v[index]) for k, v in self.stored_labels().items()}}
+        meta = self.stored_meta()
+        if meta:
+            item["meta"] = {k: v[index] for k, v in meta.items()}
+        return item
 
 
 class Encoder(nn.Module):
@@ -129,7 +184,11 @@ class Objective(nn.Module):
 
     @abc.abstractmethod
     def loss(self, batch: Batch, out: "S3VAEOutput", model: "S3VAE") -> torch.Tensor:
-        """The (unweighted) scalar loss for a training batch."""
+        """The (unweighted) scalar loss for a training batch.
+
+        An implementation may declare an extra keyword argument ``step`` (the number of optimizer
+        steps taken so far, 0 at the first step) and it is passed; one that does not is called
+        as above. Under data-parallel training ``batch`` and ``out`` hold this process's shard."""
 
 
 class Task(Objective):
@@ -141,8 +200,13 @@ class Regularizer(Objective):
 
 
 class Metric(abc.ABC):
-    """An evaluation metric computed on the test split after training."""
+    """An evaluation metric computed on the test split after training.
+
+    Write ``compute(self, ev)``: ``ev`` is the :class:`disentangle.EvalContext` of this evaluation
+    (the model, the data, the device, batches of ``eval.batch_size``, the test split encoded once
+    and shared by every metric, generation with one factor kept, seeded generators). The older
+    form ``compute(self, model, data, device)`` is still called as before."""
 
     @abc.abstractmethod
-    def compute(self, model: "S3VAE", data: SequenceData, device: torch.device) -> dict[str, float]:
+    def compute(self, ev: "EvalContext") -> dict[str, float]:
         """Return named scalar results."""

@@ -65,6 +65,12 @@ class TrainConfig:
     checkpoint_every: int = attrs.field(default=500, validator=v.gt(0))
     log_every: int = attrs.field(default=10, validator=v.gt(0))
     num_workers: int = attrs.field(default=0, validator=v.ge(0))
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """auto: bf16 autocast for the encoder and decoder on CUDA, float32 elsewhere."""
+    compile: Literal["auto", "on", "off"] = "off"
+    """Compile the encoder and decoder with torch.compile (auto: on CUDA)."""
+    data_on_device: Literal["auto", "device", "loader"] = "auto"
+    """auto: hold the training split on the GPU when the dataset allows it and it fits."""
 
 
 @attrs.frozen

@@ -29,18 +29,18 @@ def test_two_processes_train_in_lockstep(tmp_path):
         import os, sys, tomllib, torch
         sys.path.insert(0, {str(TESTS)!r})
         from disentangle.recipe import apply_overrides, parse_recipe
-        from disentangle.trainer import build_pipeline, train
-        import disentangle.trainer as trainer
+        from disentangle.training import train
+        import disentangle.training.loop as loop
         from toy_plugins import TOY_RECIPE, toy_registry
 
         reg = toy_registry()
         recipe = parse_recipe(apply_overrides(tomllib.loads(TOY_RECIPE), ["train.max_steps=5"]), registry=reg)
         seen = {{}}
-        real_build = trainer.build_pipeline
+        real_build = loop.build_pipeline
         def build(*args, **kwargs):
             seen["pipe"] = real_build(*args, **kwargs)
             return seen["pipe"]
-        trainer.build_pipeline = build
+        loop.build_pipeline = build
         result = train(recipe, {str(tmp_path / "run")!r}, registry=reg)
         rank = os.environ["RANK"]
         torch.save({{"step": result.step, "model": seen["pipe"].model.state_dict()}},
@@ -66,7 +66,7 @@ def build_untrained():
     import tomllib
 
     from disentangle.recipe import parse_recipe
-    from disentangle.trainer import build_pipeline, seed_everything
+    from disentangle.training import build_pipeline, seed_everything
     from toy_plugins import TOY_RECIPE, toy_registry
 
     seed_everything(0)

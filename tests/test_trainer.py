@@ -8,7 +8,7 @@ import torch
 
 from disentangle import TrainingError
 from disentangle.recipe import apply_overrides, parse_recipe
-from disentangle.trainer import CHECKPOINT, load_run, sample, train
+from disentangle.training import CHECKPOINT, load_run, sample, train
 from toy_plugins import TOY_RECIPE, toy_registry
 
 

@@ -1,0 +1,262 @@
+"""The training loop, as a recipe class: :meth:`Trainer.setup`, :meth:`Trainer.train`,
+:meth:`Trainer.save_checkpoint`.
+
+The loop never waits for the device between log points: loss terms, the gradient norm and the
+non-finite check stay on the device and are read every ``train.log_every`` steps (and before
+every checkpoint). A checkpoint is written only after every step before it was checked finite, so
+a non-finite run never writes one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import torch
+from rich.console import Console
+from torch import nn
+
+from disentangle import distributed
+from disentangle.errors import DisentangleError, TrainingError
+from disentangle.io import atomic_write_text, progress_bar
+from disentangle.recipe import Recipe, save_recipe
+from disentangle.registry import Registry, get_registry
+from disentangle.training import precision
+from disentangle.training.build import Pipeline, build_pipeline, resolve_device
+from disentangle.training.data import choose_batches, epoch_batches
+from disentangle.training.guard import call_plugin
+from disentangle.training.rundir import StepLog, environment, truncate_metrics
+from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, save_checkpoint,
+                                        seed_everything, set_rng_state)
+
+
+@attrs.define
+class TrainResult:
+    run_dir: Path
+    step: int
+    total_steps: int
+    seconds: float
+    last_losses: dict[str, float]
+    eval: dict[str, Any]
+    steps_this_run: int = 0
+
+
+def _takes_step(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "step" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+class Trainer:
+    """One process's part of a run: build, (resume,) train, checkpoint, evaluate."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, *, resume: bool, device: torch.device,
+                 world: distributed.World, registry: Registry, cache_dir: Path | None, console: Console,
+                 on_step: Callable[[int, dict[str, float]], None] | None = None):
+        self.recipe, self.run_dir, self.resume, self.device, self.world = recipe, run_dir, resume, device, world
+        self.registry, self.cache_dir, self.console, self.on_step = registry, cache_dir, console, on_step
+        self.ckpt_path = run_dir / CHECKPOINT
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.step = 0
+        self.start_step = 0
+        self.has_checkpoint = False
+
+    # ----- setup ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        recipe, cfg, world, run_dir = self.recipe, self.recipe.train, self.world, self.run_dir
+        if run_dir.exists() and not run_dir.is_dir():
+            raise DisentangleError(f"run directory {run_dir} is a file", hint="pass another --run-dir")
+        if not self.resume and self.ckpt_path.exists():
+            raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
+                                   "or pass another --run-dir")
+        distributed.check_batch_size(cfg.batch_size, world)
+        seed_everything(cfg.seed)  # the same initial weights in every process
+        with distributed.main_first(world):  # rank 0 builds dataset caches, the others read them
+            self.pipe = pipe = build_pipeline(recipe, self.device, self.registry, self.cache_dir, world)
+        self.split = pipe.data.split("train")
+        self.steps_per_epoch = len(self.split) // cfg.batch_size
+        self.total = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps is not None:
+            self.total = min(self.total, cfg.max_steps)
+        with distributed.main_first(world):  # pseudo-label caches likewise
+            for name, obj in pipe.objectives.items():
+                self.console.print(f"preparing {name} …")
+                call_plugin(f"preparing '{name}'", obj.prepare, pipe.data, pipe.ctx)
+        self.takes_step = {name: _takes_step(obj.loss) for name, obj in pipe.objectives.items()}
+        self.params = [p for p in list(pipe.model.parameters()) + list(pipe.objectives.parameters())
+                       if p.requires_grad]
+        self.fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                          fused=self.fused or None)
+        if self.resume:
+            self._load()
+        else:
+            if world.active:  # per-process noise (reparameterisation, shuffles) must differ
+                torch.manual_seed(cfg.seed * 1_000_003 + world.rank)
+            if world.is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                self.metrics_path.unlink(missing_ok=True)
+        self.start_step = self.step
+        # after loading: compiled/autocast forwards do not change parameters or state-dict keys
+        self.fast = precision.configure(pipe.model, self.device, cfg.precision, cfg.compile)
+        self.batches = choose_batches(self.split, self.device, cfg.data_on_device, cfg.num_workers)
+        if world.is_main:
+            ran = attrs.evolve(recipe, train=attrs.evolve(cfg, device=self.device.type))  # record what ran
+            save_recipe(ran, run_dir / "recipe.toml")
+            env = {**environment(self.device, cfg.seed, [p.to_dict() for p in self.registry.plugins]),
+                   "world_size": world.size, **self.fast, "batches": self.batches.kind, "fused_adam": self.fused}
+            atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
+
+    def _load(self) -> None:
+        pipe, path = self.pipe, self.ckpt_path
+        ckpt = load_checkpoint(path, self.device)
+        load_state(pipe.model, ckpt["model"], "model", path)
+        load_state(pipe.objectives, ckpt["objectives"], "task/regularizer state", path)
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except ValueError as exc:
+            raise DisentangleError(f"{path}: the optimizer state does not fit the recipe: {exc}") from None
+        for group in self.optimizer.param_groups:  # the device decides, not the checkpoint's writer
+            group["fused"] = self.fused or None
+        self.step = int(ckpt["step"])
+        self.has_checkpoint = True
+        set_rng_state(ckpt["rng"])
+        if self.world.active:  # the checkpoint holds rank 0's random state; the others draw anew
+            torch.manual_seed(self.recipe.train.seed * 1_000_003 + self.step * 1009 + self.world.rank)
+        if self.world.is_main:
+            truncate_metrics(self.metrics_path, self.step)
+        self.console.print(f"resuming {self.run_dir} at step {self.step}/{self.total}")
+
+    # ----- one step ------------------------------------------------------------------------------
+    def _losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        pipe, recipe, step = self.pipe, self.recipe, self.step
+        out = call_plugin(f"step {step + 1}: the model (encoder '{recipe.encoder.use}', decoder "
+                          f"'{recipe.decoder.use}')", pipe.model, batch["x"])
+        loss = out.vae_loss
+        terms = {"loss": loss, "vae": loss, "recon": out.recon_nll.mean(), "kl_f": out.kl_f.mean(),
+                 "kl_z": out.kl_z.mean()}
+        for name, obj in pipe.objectives.items():
+            kwargs = {"step": step} if self.takes_step[name] else {}
+            value = call_plugin(f"step {step + 1}: the loss of '{name}'", obj.loss, batch, out, pipe.model, **kwargs)
+            if not isinstance(value, torch.Tensor) or value.ndim != 0:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise DisentangleError(f"step {step + 1}: the loss of '{name}' is {shape}, not a scalar tensor",
+                                       hint="an objective's loss() returns one number for the batch "
+                                            "(e.g. .mean() over batch and time)")
+            terms[name] = value
+            loss = loss + pipe.weights[name] * value
+        terms["loss"] = loss
+        return loss, terms
+
+    def _step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        cfg = self.recipe.train
+        loss, terms = self._losses(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(self.params, self.world)
+        terms["grad_norm"] = nn.utils.clip_grad_norm_(
+            self.params, cfg.grad_clip if cfg.grad_clip is not None else math.inf)
+        call_plugin(f"step {self.step + 1}: the optimizer update (train.lr = {cfg.lr:g})", self.optimizer.step)
+        self.step += 1
+        return terms
+
+    # ----- checks and checkpoints -----------------------------------------------------------------
+    def _resume_hint(self, what: str) -> str:
+        if self.has_checkpoint:
+            return f"{what}; then `disentangle run --resume {self.run_dir}`"
+        return (f"{what}; no checkpoint was written yet, so start again: `disentangle run "
+                f"{self.recipe.source} --run-dir <new dir>`")
+
+    def _check(self, log: StepLog) -> None:
+        """Write pending log lines; stop (in every process) if any step was non-finite."""
+        bad_step, bad = log.flush()
+        if not distributed.any_true(bad_step is not None, self.world, self.device):
+            return
+        kept = f"the last good checkpoint ({self.ckpt_path}) was kept" if self.has_checkpoint else \
+            "no checkpoint was written"
+        if bad_step is None:
+            raise TrainingError(f"a non-finite loss in another process by step {self.step}; training stopped "
+                                f"and {kept}", hint=self._resume_hint("lower train.lr or set train.grad_clip"))
+        if bad == ["grad_norm"]:
+            raise TrainingError(f"non-finite gradients at step {bad_step}; training stopped and {kept}",
+                                hint=self._resume_hint("lower train.lr or set train.grad_clip"))
+        bad = [b for b in bad if b != "grad_norm"]
+        raise TrainingError(f"non-finite loss at step {bad_step} ({', '.join(bad)}); training stopped and {kept}",
+                            hint=self._resume_hint("lower train.lr, set train.grad_clip, or check the data for NaNs"))
+
+    def save_checkpoint(self) -> None:
+        finite = torch.stack([torch.isfinite(p).all() for p in self.params]).all()
+        if distributed.any_true(not bool(finite), self.world, self.device):
+            kept = f"the last good checkpoint ({self.ckpt_path}) was kept" if self.has_checkpoint else \
+                "no checkpoint was written"
+            raise TrainingError(f"the weights became non-finite by step {self.step}; {kept}",
+                                hint=self._resume_hint("lower train.lr or set train.grad_clip"))
+        if self.world.is_main:
+            save_checkpoint(self.ckpt_path, step=self.step, total_steps=self.total, model=self.pipe.model,
+                            objectives=self.pipe.objectives, optimizer=self.optimizer)
+        self.has_checkpoint = True
+
+    # ----- the loop ------------------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        cfg, world, pipe = self.recipe.train, self.world, self.pipe
+        pipe.model.train()
+        pipe.objectives.train()
+        start = time.perf_counter()
+        fh = open(self.metrics_path, "a") if world.is_main else None
+        log = StepLog(fh, self.on_step)
+        with progress_bar(disable=not world.is_main) as prog, (fh or contextlib.nullcontext()):
+            task = prog.add_task("training", total=self.total, completed=self.step, info="")
+            while self.step < self.total:
+                epoch, offset = divmod(self.step, self.steps_per_epoch)
+                order = epoch_batches(len(self.split), cfg.batch_size, cfg.seed, epoch)[offset:]
+                if world.active:
+                    order = order[:, world.rank:: world.size]
+                for batch in self.batches(order, seed=cfg.seed + epoch):
+                    log.record(self.step + 1, epoch, self._step(batch))
+                    at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == self.total
+                    if self.step % cfg.log_every == 0 or at_checkpoint:
+                        self._check(log)
+                        info = "  ".join(f"{k} {v:.3g}" for k, v in log.last.items() if k not in ("vae", "grad_norm"))
+                        prog.update(task, completed=self.step, info=info)
+                    if at_checkpoint:
+                        self.save_checkpoint()
+                    if self.step >= self.total:
+                        break
+        self._check(log)
+        seconds = time.perf_counter() - start
+        if world.is_main and (self.total == 0 or not self.ckpt_path.exists()):
+            self.save_checkpoint()
+        done = self.step - self.start_step
+        self.console.print(f"trained {done} steps in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} steps/s) "
+                           f"on {self.device}" + (f" x {world.size} processes" if world.active else "")
+                           + (f"; now at step {self.step}/{self.total}" if self.start_step else ""))
+        from disentangle.training.evaluate import evaluate
+
+        results = evaluate(pipe, self.run_dir, console=self.console) if world.is_main else {}
+        distributed.barrier(world)
+        return TrainResult(self.run_dir, self.step, self.total, seconds, log.last, results, done)
+
+
+def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: str | None = None,
+          registry: Registry | None = None, cache_dir: Path | None = None,
+          console: Console | None = None, on_step: Callable[[int, dict[str, float]], None] | None = None
+          ) -> TrainResult:
+    """Train ``recipe`` in ``run_dir`` (continuing from its last checkpoint when ``resume``), then
+    evaluate it. Under ``torchrun`` every process calls this; see :mod:`disentangle.distributed`."""
+    world, dev = distributed.init_world(resolve_device(device or recipe.train.device))
+    try:
+        trainer = Trainer(recipe, Path(run_dir), resume=resume, device=dev, world=world,
+                          registry=registry or get_registry(), cache_dir=cache_dir,
+                          console=console or Console(stderr=True, quiet=not world.is_main), on_step=on_step)
+        trainer.setup()
+        return trainer.train()
+    finally:
+        distributed.shutdown(world)

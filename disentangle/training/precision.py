@@ -1,0 +1,64 @@
+"""Numeric precision and compilation of the networks that carry the FLOPs (encoder, decoder).
+
+On CUDA, ``train.precision = "auto"`` runs the encoder and decoder under bf16 autocast and hands
+their outputs on as float32, so the latent heads, the KL terms, the likelihood and every objective
+stay in float32 (MI-MWS sums log-densities whose differences bf16 would lose). TF32 matmuls are
+allowed for the rest. ``train.compile`` compiles the encoder and decoder in place
+(``nn.Module.compile``), which keeps their state-dict keys, so checkpoints stay plain.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+from torch import nn
+
+from disentangle.errors import DisentangleError
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (``auto``/``fp32``/``bf16``) on ``device``, or None."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if precision == "bf16":
+            raise DisentangleError("train.precision = \"bf16\": this GPU has no bf16 support",
+                                   hint="use precision = \"fp32\" (or \"auto\")")
+        return None
+    return torch.bfloat16
+
+
+def autocast_forward(module: nn.Module, device_type: str, dtype: torch.dtype) -> None:
+    """Make ``module``'s forward run under autocast and return float32 (an instance attribute: the
+    class, the parameters and the state dict are untouched)."""
+    inner = module.forward
+
+    @functools.wraps(inner)
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type, dtype=dtype):
+            out = inner(*args, **kwargs)
+        return out.float() if isinstance(out, torch.Tensor) else out
+
+    module.forward = forward  # type: ignore[method-assign]
+
+
+def use_compile(setting: str, device: torch.device) -> bool:
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def configure(model: nn.Module, device: torch.device, precision: str, compile: str) -> dict[str, Any]:
+    """Apply precision and compilation to ``model.encoder`` and ``model.decoder``; return what was
+    chosen (recorded in environment.json)."""
+    dtype = autocast_dtype(precision, device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    for part in (model.encoder, model.decoder):
+        if dtype is not None:
+            autocast_forward(part, device.type, dtype)
+        if use_compile(compile, device):
+            part.compile()
+    return {"autocast": str(dtype).replace("torch.", "") if dtype else None,
+            "compiled": use_compile(compile, device)}

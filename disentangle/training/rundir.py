@@ -1,0 +1,92 @@
+"""The run directory's bookkeeping: environment.json and the per-step log metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import torch
+
+from disentangle.io import atomic_write_text
+
+PACKAGES = ("disentangle", "torch", "torchvision", "torchaudio", "numpy", "pluggy", "attrs", "cattrs",
+            "opencv-python-headless")
+
+
+def environment(device: torch.device, seed: int, plugins: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a run ran on: Python, platform, package and plug-in versions, device, seed, argv."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    env = {
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "packages": {p: ver(p) for p in PACKAGES}, "plugins": plugins,
+        "seed": seed, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop logged steps after ``step`` (a run resumed from an older checkpoint redoes them) and any
+    line cut short when the run was killed."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_text("".join(line + "\n" for line in keep), path)
+
+
+class StepLog:
+    """Per-step loss terms, kept on the device and read by the host only at :meth:`flush`.
+
+    ``record`` stores one step's terms as a stacked tensor (no synchronisation); ``flush`` copies
+    every pending step to the host at once, writes one JSON line per step to metrics.jsonl (when
+    ``fh`` is given) and reports whether any value was non-finite, and from which step."""
+
+    def __init__(self, fh: IO[str] | None, on_step: Callable[[int, dict[str, float]], None] | None = None):
+        self.fh, self.on_step = fh, on_step
+        self.pending: list[tuple[int, int, list[str], torch.Tensor]] = []
+        self.last: dict[str, float] = {}
+
+    def record(self, step: int, epoch: int, terms: dict[str, torch.Tensor]) -> None:
+        names = list(terms)
+        self.pending.append((step, epoch, names, torch.stack([t.detach().float() for t in terms.values()])))
+
+    def flush(self) -> tuple[int | None, list[str]]:
+        """Write pending steps; return ``(first non-finite step or None, its non-finite terms)``."""
+        if not self.pending:
+            return None, []
+        values = torch.stack([p[3] for p in self.pending]).cpu().tolist()  # the one host sync
+        bad_step, bad = None, []
+        for (step, epoch, names, _), row in zip(self.pending, values):
+            logged = dict(zip(names, row))
+            nonfinite = [k for k, x in logged.items() if x != x or x in (float("inf"), float("-inf"))]
+            if nonfinite:
+                bad_step, bad = step, nonfinite
+                break
+            self.last = logged
+            if self.fh is not None:
+                self.fh.write(json.dumps({"step": step, "epoch": epoch, **logged}) + "\n")
+            if self.on_step is not None:
+                self.on_step(step, logged)
+        self.pending.clear()
+        if self.fh is not None:
+            self.fh.flush()
+        return bad_step, bad
