@@ -1,10 +1,21 @@
-"""Training throughput (steps/s, sequences/s) of recipes on each available device.
+"""Training throughput: a plain fp32 reference loop against the project's training step, same model,
+same process, same device; a scaling run; MI-MWS time and memory against the batch size M.
 
-    python benchmarks/throughput.py recipes/quickstart.toml \
-        recipes/sprites.toml --set-for sprites data.root=../shared/data/lpc-sprites --steps 20
+    python benchmarks/throughput.py recipes/sprites.toml --set data.root=../shared/data/lpc-sprites \
+        --set train.batch_size=128 --steps 50 [--compile] [--scaling] [--out FILE]
 
-Prints a table and writes JSON (default benchmarks/throughput.json). Synthetic batches of the
-recipe's shapes are used after the real data is built, so disk speed does not enter the figure.
+Variants (each after ``--warmup`` steps, timed over ``--steps`` steps with the device synchronised
+only at the ends):
+
+- ``reference``: what the anchor code bases do: a host DataLoader (shuffled, 4 workers on CUDA), the
+  model in float32, ``torch.optim.Adam`` with its defaults, and ``loss.item()`` every step.
+- ``fast``: :class:`disentangle.training.Trainer`'s own step with the recipe's defaults for the
+  device: on CUDA the training split held on the GPU and indexed there, bf16 autocast for the
+  encoder and decoder, fused Adam, loss terms read every ``train.log_every`` steps.
+- ``fast+compile`` (``--compile``): the same with ``train.compile = "on"``.
+
+Prints a table and writes JSON with the device named (default
+``benchmarks/results/throughput-<device>.json``).
 """
 
 from __future__ import annotations
@@ -13,79 +24,218 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
+import types
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
-from disentangle import load_recipe
-from disentangle import build_pipeline
+import disentangle
+from disentangle.training import Trainer, build_pipeline, resolve_device, seed_everything
+from disentangle.training.data import _Indexed, epoch_batches
+from disentangle.training.rundir import StepLog
 
 
-def measure(recipe_path: str, overrides: list[str], device: str, steps: int, warmup: int = 3) -> dict:
-    recipe = load_recipe(recipe_path, overrides)
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_mb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def timed(step, n_warmup: int, n_steps: int, device: torch.device) -> float:
+    for _ in range(n_warmup):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        step()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def reference(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmup: int) -> dict[str, Any]:
+    """The plain fp32 loop (see the module docstring)."""
+    seed_everything(recipe.train.seed)
     pipe = build_pipeline(recipe, device)
     for obj in pipe.objectives.values():
         obj.prepare(pipe.data, pipe.ctx)
     model, objectives = pipe.model.train(), pipe.objectives.train()
     params = list(model.parameters()) + list(objectives.parameters())
     opt = torch.optim.Adam(params, lr=recipe.train.lr)
-    split = pipe.data.split("train")
-    b = recipe.train.batch_size
-    x = torch.stack([split[i]["x"] for i in range(b)]).to(device)
-    batch = {"x": x, "index": torch.arange(b, device=device), "labels": {}}
+    workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    loader = torch.utils.data.DataLoader(_Indexed(pipe.data.split("train")), batch_size=recipe.train.batch_size,
+                                         shuffle=True, drop_last=True, num_workers=workers,
+                                         persistent_workers=workers > 0)
 
-    def step():
-        out = model(x)
-        loss = out.vae_loss + sum(pipe.weights[n] * o.loss(batch, out, model) for n, o in objectives.items())
-        opt.zero_grad(set_to_none=True)
+    def forever() -> Iterator[dict[str, Any]]:
+        while True:
+            yield from loader
+
+    batches = forever()
+
+    def step() -> None:
+        batch = next(batches)
+        batch = {"x": batch["x"].to(device), "index": batch["index"].to(device),
+                 "labels": {k: v.to(device) for k, v in batch["labels"].items()}}
+        out = model(batch["x"])
+        loss = out.vae_loss
+        for name, obj in objectives.items():
+            loss = loss + pipe.weights[name] * obj.loss(batch, out, model)
+        opt.zero_grad()
         loss.backward()
         opt.step()
+        loss.item()
 
-    for _ in range(warmup):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"recipe": recipe_path, "overrides": overrides, "device": device,
-            "device_name": torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()}, {os.cpu_count()} cores",
-            "threads": torch.get_num_threads(), "batch_size": b, "steps": steps,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "steps_per_s": steps / seconds, "sequences_per_s": steps * b / seconds}
+    reset_memory(device)
+    seconds = timed(step, n_warmup, n_steps, device)
+    return {"variant": "reference", "seconds": seconds, "peak_mb": peak_mb(device),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmup: int,
+         compile: bool = False) -> dict[str, Any]:
+    """The project's own training step (see the module docstring)."""
+    import attrs
+
+    recipe = attrs.evolve(recipe, train=attrs.evolve(recipe.train, compile="on" if compile else "off"))
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(recipe, Path(tmp) / "run", resume=False, device=device, world=disentangle.World(),
+                          registry=disentangle.get_registry(), cache_dir=None,
+                          console=Console(stderr=True, quiet=True))
+        trainer.setup()
+    trainer.pipe.model.train()
+    trainer.pipe.objectives.train()
+    cfg = recipe.train
+
+    def forever() -> Iterator[dict[str, Any]]:
+        epoch = 0
+        while True:
+            yield from trainer.batches(epoch_batches(len(trainer.split), cfg.batch_size, cfg.seed, epoch), seed=epoch)
+            epoch += 1
+
+    batches = forever()
+    log = StepLog(None)
+
+    def step() -> None:
+        log.record(trainer.step + 1, 0, trainer.train_step(next(batches)))
+        if trainer.step % cfg.log_every == 0:
+            bad, _ = log.flush()
+            assert bad is None, f"non-finite loss at step {bad}"
+
+    reset_memory(device)
+    seconds = timed(step, n_warmup, n_steps, device)
+    log.flush()
+    return {"variant": "fast+compile" if compile else "fast", "seconds": seconds, "peak_mb": peak_mb(device),
+            "batches": trainer.batches.kind, **trainer.fast, "last_loss": log.last.get("loss")}
+
+
+def mi_mws_scaling(device: torch.device, sizes: list[int], t: int = 8, zf: int = 256, zt: int = 32,
+                   repeats: int = 10) -> list[dict[str, Any]]:
+    """Forward + backward time and peak memory of the MI-MWS estimate against the batch size M."""
+    comp = disentangle.get_registry().get("regularizer", "mi-mws")
+    rows = []
+    for m in sizes:
+        reg = comp.build(comp.config(), disentangle.BuildContext(cache_dir=Path("."), dataset_size=9000,
+                                                                  batch_size=m))
+        g = torch.Generator(device="cpu").manual_seed(m)
+        leaves = {k: torch.randn(*shape, generator=g).to(device).requires_grad_()
+                  for k, shape in (("f_mean", (m, zf)), ("f_logvar", (m, zf)), ("z_mean", (m, t, zt)),
+                                   ("z_logvar", (m, t, zt)))}
+        out = types.SimpleNamespace(**leaves, f=leaves["f_mean"] + 0.1, z=leaves["z_mean"] + 0.1)
+
+        def step() -> None:
+            reg.loss({}, out, None).backward()
+
+        reset_memory(device)
+        seconds = timed(step, 2, repeats, device)
+        rows.append({"M": m, "ms": 1000 * seconds / repeats, "peak_mb": peak_mb(device)})
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("recipes", nargs="+")
-    ap.add_argument("--set-for", nargs=2, action="append", default=[], metavar=("STEM", "KEY=VALUE"),
-                    help="override for the recipe whose file stem is STEM")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--devices", default="auto", help="comma list of cpu,cuda or auto")
-    ap.add_argument("--out", default="benchmarks/throughput.json")
+    ap.add_argument("recipe")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--reference-steps", type=int, default=None, help="default: --steps")
+    ap.add_argument("--compile", action="store_true", help="also time train.compile = \"on\"")
+    ap.add_argument("--scaling", action="store_true", help="fast path over batch sizes; MI-MWS over M")
+    ap.add_argument("--batch-sizes", default="32,64,128,256")
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" \
-        else args.devices.split(",")
-    rows = []
-    for path in args.recipes:
-        overrides = [kv for stem, kv in args.set_for if stem == Path(path).stem]
-        for dev in devices:
-            rows.append(measure(path, overrides, dev, args.steps))
-    table = Table(title="training throughput")
-    for col in ("recipe", "device", "batch", "params", "steps/s", "seq/s"):
+    device = resolve_device(args.device)
+    recipe = disentangle.load_recipe(args.recipe, args.overrides)
+    b = recipe.train.batch_size
+    rows = [reference(recipe, device, args.reference_steps or args.steps, args.warmup),
+            fast(recipe, device, args.steps, args.warmup)]
+    rows[0]["steps"] = args.reference_steps or args.steps
+    rows[1]["steps"] = args.steps
+    if args.compile:
+        rows.append({**fast(recipe, device, args.steps, args.warmup, compile=True), "steps": args.steps})
+    for r in rows:
+        r["steps_per_s"] = r["steps"] / r["seconds"]
+        r["sequences_per_s"] = r["steps_per_s"] * b
+        r["ratio"] = r["steps_per_s"] / rows[0]["steps_per_s"]
+    result: dict[str, Any] = {
+        "recipe": args.recipe, "overrides": args.overrides, "device": str(device), "device_name": device_name(device),
+        "torch": torch.__version__, "batch_size": b, "seq_len": None, "rows": rows}
+    console = Console()
+    table = Table(title=f"training throughput: {Path(args.recipe).stem}, batch {b}, {device_name(device)}")
+    for col in ("variant", "steps/s", "seq/s", "peak MB", "ratio"):
         table.add_column(col)
     for r in rows:
-        table.add_row(Path(r["recipe"]).stem, f"{r['device']} ({r['device_name']})", str(r["batch_size"]),
-                      f"{r['parameters'] / 1e6:.2f}M", f"{r['steps_per_s']:.2f}", f"{r['sequences_per_s']:.0f}")
-    Console().print(table)
-    Path(args.out).write_text(json.dumps(rows, indent=2))
-    print(f"wrote {args.out}")
+        table.add_row(r["variant"], f"{r['steps_per_s']:.2f}", f"{r['sequences_per_s']:.0f}",
+                      f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-", f"{r['ratio']:.2f}x")
+    console.print(table)
+    if args.scaling:
+        import attrs
+
+        scale_rows = []
+        for bs in [int(v) for v in args.batch_sizes.split(",")]:
+            r2 = attrs.evolve(recipe, train=attrs.evolve(recipe.train, batch_size=bs))
+            row = fast(r2, device, args.steps, args.warmup)
+            scale_rows.append({"batch_size": bs, "steps_per_s": args.steps / row["seconds"],
+                               "sequences_per_s": args.steps * bs / row["seconds"], "peak_mb": row["peak_mb"]})
+        result["batch_scaling"] = scale_rows
+        result["mi_mws"] = mi_mws_scaling(device, [64, 128, 256, 512, 1024])
+        t2 = Table(title="fast path against the batch size")
+        for col in ("batch", "steps/s", "seq/s", "peak MB"):
+            t2.add_column(col)
+        for r in scale_rows:
+            t2.add_row(str(r["batch_size"]), f"{r['steps_per_s']:.2f}", f"{r['sequences_per_s']:.0f}",
+                       f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-")
+        console.print(t2)
+        t3 = Table(title="MI-MWS forward + backward against M (T 8, z_f 256, z_t 32)")
+        for col in ("M", "ms", "peak MB"):
+            t3.add_column(col)
+        for r in result["mi_mws"]:
+            t3.add_row(str(r["M"]), f"{r['ms']:.2f}", f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-")
+        console.print(t3)
+    out = Path(args.out or f"benchmarks/results/throughput-{device.type}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

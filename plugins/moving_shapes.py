@@ -161,7 +161,7 @@ def generate(n: int, seq_len: int, resolution: int, rng: np.random.Generator) ->
     return frames, labels
 
 
-class MovingShapesSplit(torch.utils.data.Dataset):
+class MovingShapesSplit(disentangle.ArraySplit):
     """One split: uint8 ``frames`` ``(N, T, 3, R, R)`` and int64 ``labels`` ``{factor: (N,)}``."""
 
     def __init__(self, frames: np.ndarray, labels: dict[str, np.ndarray], positions: np.ndarray):
@@ -169,6 +169,16 @@ class MovingShapesSplit(torch.utils.data.Dataset):
         self.labels = labels
         #: Top-left corner of the shape, ``(N, T, 2)`` as (row, col).
         self.positions = positions
+
+    def stored_x(self) -> np.ndarray:
+        return self.frames
+
+    def stored_labels(self) -> dict[str, np.ndarray]:
+        return self.labels
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, T, 3, R, R)`` -> float in [0, 1]."""
+        return x.float().mul_(1 / 255)
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

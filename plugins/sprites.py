@@ -362,7 +362,7 @@ def _optional_positive(instance: Any, attribute: attrs.Attribute, value: Any) ->
         raise ValueError(f"'{attribute.name}' must be a positive int or unset, got {value!r}")
 
 
-class SpritesSplit(torch.utils.data.Dataset):
+class SpritesSplit(disentangle.ArraySplit):
     """One split: items ``{"x": FloatTensor(8, 3, R, R), "labels": {name: int}}``.
 
     The arrays are memory-mapped lazily (also after pickling into DataLoader workers).
@@ -390,6 +390,16 @@ class SpritesSplit(torch.utils.data.Dataset):
     def labels(self) -> dict[str, np.ndarray]:
         self._open()
         return {name: self._labels[:, j].astype(np.int64) for j, name in enumerate(LABEL_COLUMNS)}
+
+    def stored_x(self) -> np.ndarray:
+        return self.x
+
+    def stored_labels(self) -> dict[str, np.ndarray]:
+        return {name: v for name, v in self.labels.items() if name in ITEM_LABELS}
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, 8, R, R, 3)`` -> float ``(B, 8, 3, R, R)`` = x / scale."""
+        return x.permute(0, 1, 4, 2, 3).float().div_(self._scale)
 
     def __len__(self) -> int:
         return self._length

@@ -111,3 +111,51 @@ def test_a_failing_plugin_loss_names_the_component(tmp_path):
 
     with pytest.raises(DisentangleError, match="the loss of 'z-norm'"):
         train(recipe("regularizers.0.crash=true"), tmp_path / "run", registry=toy_registry())
+
+
+def test_device_batches_equal_loader_batches(tmp_path):
+    """Holding an ArraySplit on the device gives the same batches as the DataLoader path."""
+    import disentangle
+    from disentangle.training.data import DeviceBatches, LoaderBatches, epoch_batches
+
+    data = disentangle.get_registry().get("dataset", "moving-shapes")
+    cfg = data.config(num_train=12, num_test=4, resolution=16)
+    split = data.build(cfg, disentangle.BuildContext(cache_dir=tmp_path)).split("train")
+    assert isinstance(split, disentangle.ArraySplit)
+    order = epoch_batches(len(split), 4, seed=3, epoch=1)
+    dev = torch.device("cpu")
+    for a, b in zip(LoaderBatches(split, dev)(order, seed=0), DeviceBatches(split, dev)(order, seed=0), strict=True):
+        assert torch.equal(a["x"], b["x"]) and torch.equal(a["index"], b["index"])
+        assert a["labels"].keys() == b["labels"].keys()
+        for k in a["labels"]:
+            assert torch.equal(a["labels"][k], b["labels"][k])
+
+
+def test_a_non_scalar_loss_names_the_component(tmp_path):
+    from disentangle import DisentangleError
+
+    with pytest.raises(DisentangleError, match="the loss of 'z-norm' is \\(4,\\), not a scalar"):
+        train(recipe("regularizers.0.per_item=true"), tmp_path / "run", registry=toy_registry())
+
+
+def test_nan_at_the_first_step_does_not_suggest_resume(tmp_path):
+    with pytest.raises(TrainingError) as info:
+        train(recipe("regularizers.0.explode_at_step=1"), tmp_path / "run", registry=toy_registry())
+    assert "--resume" not in str(info.value) and "no checkpoint was written" in str(info.value)
+    assert not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+def test_objectives_may_take_the_step(tmp_path):
+    seen = []
+    reg = toy_registry()
+    train(recipe("train.max_steps=3", "regularizers.0.record_steps=true"), tmp_path / "run", registry=reg,
+          on_step=lambda step, values: seen.append(step))
+    from toy_plugins import STEPS_SEEN
+
+    assert STEPS_SEEN[-3:] == [0, 1, 2] and seen == [1, 2, 3]
+
+
+def test_resolved_recipe_records_the_device_that_ran(tmp_path):
+    train(recipe("train.max_steps=1", "train.device=\"auto\""), tmp_path / "run", registry=toy_registry(),
+          device="cpu")
+    assert tomllib.loads((tmp_path / "run" / "recipe.toml").read_text())["train"]["device"] == "cpu"

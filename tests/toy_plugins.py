@@ -54,6 +54,11 @@ class ScaleConfig:
     scale: float = 1.0
     explode_at_step: int = 0  # > 0: return NaN from that call on
     crash: bool = False  # raise an unexpected exception (a bug in plug-in code)
+    per_item: bool = False  # return a per-sequence loss (B,) instead of a scalar (a plug-in bug)
+    record_steps: bool = False  # take the optional ``step`` argument and record it in STEPS_SEEN
+
+
+STEPS_SEEN: list[int] = []
 
 
 class ZNorm(disentangle.Regularizer):
@@ -66,10 +71,14 @@ class ZNorm(disentangle.Regularizer):
         self.config = config
         self.calls = 0
 
-    def loss(self, batch, out, model):
+    def loss(self, batch, out, model, **kwargs):
         self.calls += 1
+        if self.config.record_steps:
+            STEPS_SEEN.append(kwargs["step"])
         if self.config.crash:
             raise RuntimeError("shape mismatch in plug-in code")
+        if self.config.per_item:
+            return out.z.pow(2).flatten(1).mean(1)
         value = self.config.scale * out.z.pow(2).mean()
         if self.config.explode_at_step and self.calls >= self.config.explode_at_step:
             value = value * float("nan")

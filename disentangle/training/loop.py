@@ -156,7 +156,9 @@ class Trainer:
         terms["loss"] = loss
         return loss, terms
 
-    def _step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimizer step on ``batch``; returns the loss terms and the gradient norm as device
+        tensors (nothing is read by the host here)."""
         cfg = self.recipe.train
         loss, terms = self._losses(batch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -220,7 +222,7 @@ class Trainer:
                 if world.active:
                     order = order[:, world.rank:: world.size]
                 for batch in self.batches(order, seed=cfg.seed + epoch):
-                    log.record(self.step + 1, epoch, self._step(batch))
+                    log.record(self.step + 1, epoch, self.train_step(batch))
                     at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == self.total
                     if self.step % cfg.log_every == 0 or at_checkpoint:
                         self._check(log)
