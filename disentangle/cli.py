@@ -12,16 +12,42 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from disentangle.errors import DisentangleError
 
-app = typer.Typer(
+
+def _hide_flag_types(params: list, ctx: typer.Context) -> list:
+    """typer labels every flag ``<bool>`` (``--help <bool>``); a flag takes no value, so show none."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Group(TyperGroup):
+    """The ``disentangle`` group: flags (also of plug-in commands) are shown without a type."""
+
+    def get_params(self, ctx):  # type: ignore[override]
+        return _hide_flag_types(super().get_params(ctx), ctx)
+
+    def get_command(self, ctx, cmd_name):  # type: ignore[override]
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _hide_flag_types(command.get_params(ctx), ctx)
+        return command
+
+
+_APP_SETTINGS = dict(
     name="disentangle",
     help="Self-supervised sequential VAEs (S3VAE): learn a static code z_f and a dynamic code z_1:T.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_Group,
 )
+#: The core's commands (plug-in commands are added by :func:`build_app`).
+app = typer.Typer(**_APP_SETTINGS)
 err = Console(stderr=True)
 out = Console()
 
@@ -31,17 +57,22 @@ SetOption = Annotated[
 ]
 
 
-def _fail(exc: DisentangleError | OSError) -> None:
+def print_error(exc: DisentangleError | OSError) -> int:
+    """Print an error (and its hint) on stderr, never a traceback; return the exit code it deserves
+    (2 for a recipe error, 1 otherwise)."""
     from disentangle.recipe import RecipeError
 
     if isinstance(exc, OSError):  # a file that cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         exc = DisentangleError(f"{where}{exc.strerror or exc}", hint="check the path and its permissions")
-
     err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
     if exc.hint:
         err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2 if isinstance(exc, RecipeError) else 1)
+    return 2 if isinstance(exc, RecipeError) else 1
+
+
+def _fail(exc: DisentangleError | OSError) -> None:
+    raise typer.Exit(print_error(exc))
 
 
 @app.command()
@@ -98,9 +129,7 @@ def validate(
             out.print(f"[green]ok[/] {path}")
         except DisentangleError as exc:
             failed = True
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-            if exc.hint:
-                err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            print_error(exc)
     if failed:
         raise typer.Exit(2)
 
@@ -108,26 +137,63 @@ def validate(
 @app.command("list-plugins")
 def list_plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit with status 1 if any plug-in failed to load or "
+                                                        "has a name conflict (for CI of plug-in packages).")] = False,
 ) -> None:
-    """Show installed plug-ins, their components by kind, and any that failed to load."""
+    """Show installed plug-ins, their components by kind, and any that failed to load or conflict."""
     from disentangle.registry import get_registry
 
     reg = get_registry()
     plugins = [p.to_dict() for p in reg.plugins]
+    bad = [p["name"] for p in plugins if p["status"] in ("error", "conflict")]
     if as_json:
         print(json.dumps({"plugins": plugins, "conflicts": reg.conflicts}, indent=2))
-        return
-    table = Table(title="disentangle plug-ins")
-    for col in ("plug-in", "distribution", "version", "components", "status"):
-        table.add_column(col)
-    for p in plugins:
-        comps = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p["components"].items()))
-        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
-            p["status"], f"[red]error[/]: {p['error']}")
-        table.add_row(p["name"], p["distribution"] or "-", p["version"] or "-", comps or "-", status)
-    out.print(table)
-    for conflict in reg.conflicts:
-        err.print(f"[bold red]conflict:[/] {conflict}")
+    else:
+        table = Table(title="disentangle plug-ins")
+        for col in ("plug-in", "distribution", "version", "components", "status"):
+            table.add_column(col)
+        for p in plugins:
+            comps = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p["components"].items()))
+            status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]",
+                      "conflict": "[red]conflict[/]: " + "; ".join(p["conflicts"])}.get(
+                p["status"], f"[red]error[/]: {p['error']}")
+            table.add_row(p["name"], p["distribution"] or "-", p["version"] or "-", comps or "-", status)
+        out.print(table)
+        for conflict in reg.conflicts:
+            err.print(f"[bold red]conflict:[/] {conflict}")
+    if check and bad:
+        err.print(f"check failed: {', '.join(bad)}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def describe(
+    name: Annotated[str, typer.Argument(help="A component name, e.g. conv or flow-grid.")],
+) -> None:
+    """Show a component's recipe parameters (type, default, meaning), kind, plug-in and docstring."""
+    from disentangle import describe as d
+    from disentangle.registry import get_registry
+
+    reg = get_registry()
+    try:
+        found = d.find(reg, name)
+    except DisentangleError as exc:
+        _fail(exc)
+    for i, comp in enumerate(found):
+        if i:
+            out.print()
+        for line in d.text(comp, reg):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+        ps = d.params(comp.config)
+        if not ps:
+            out.print("no parameters")
+            continue
+        table = Table(show_edge=False)
+        for col in ("parameter", "type", "default", "description"):
+            table.add_column(col, overflow="fold")
+        for p in ps:
+            table.add_row(p.name, p.type, p.default, p.doc)
+        out.print(table, markup=False)
 
 
 @app.command()
@@ -177,15 +243,45 @@ def evaluate(
         _fail(exc)
 
 
+def build_app(registry=None) -> typer.Typer:
+    """The CLI: the core's commands plus those each loaded plug-in adds with ``register_commands``.
+
+    A plug-in whose hook raises, or that adds a command whose name is taken, is reported on stderr
+    and its commands are left out; the rest of the CLI works."""
+    if registry is None:
+        from disentangle.registry import get_registry
+
+        registry = get_registry()
+    full = typer.Typer(**_APP_SETTINGS)
+    full.registered_commands = list(app.registered_commands)
+    for plugin, pm in registry.managers.items():
+        before = len(full.registered_commands)
+        taken = {_command_name(c) for c in full.registered_commands}
+        try:
+            pm.hook.register_commands(cli=full)
+            added = full.registered_commands[before:]
+            clash = [n for n in map(_command_name, added) if n in taken]
+            if clash:
+                raise DisentangleError(f"command name(s) {', '.join(clash)} already used")
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in never breaks the CLI
+            del full.registered_commands[before:]
+            err.print(f"[yellow]warning:[/] plug-in '{plugin}' could not add its commands: "
+                      f"{type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+    return full
+
+
+def _command_name(info) -> str:
+    return info.name or info.callback.__name__.lower().replace("_", "-")
+
+
 def main() -> None:
     if os.environ.get("DISENTANGLE_DEBUG"):
-        app()
+        build_app()()
         return
     try:
-        app()
+        build_app()()
     except DisentangleError as exc:  # e.g. raised while typer parses
-        err.print(f"[bold red]error:[/] {exc}")
-        sys.exit(1)
+        sys.exit(print_error(exc))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ the hooks below. It is found through the entry-point group ``disentangle``::
     [project.entry-points.disentangle]
     my_plugin = "my_package.plugin"
 
-Each hook is called once, with a ``register`` callable for one kind of component::
+Each ``register_<kind>s`` hook (one per entry of :data:`disentangle.kinds.KINDS`) is called once,
+with a ``register`` callable for one kind of component::
 
     register(name, factory, *, config=None)
 
@@ -19,6 +20,9 @@ Each hook is called once, with a ``register`` callable for one kind of component
 
 A hook that raises, or registers something invalid, marks its plug-in as failed in
 ``disentangle list-plugins``; other plug-ins are unaffected.
+
+``register_commands(cli)`` is called by the command line at start-up, after registration, with the
+typer app; a plug-in adds its own sub-commands to it.
 """
 
 from __future__ import annotations
@@ -68,3 +72,11 @@ def register_datasets(register):
 @hookspec
 def register_metrics(register):
     """Register evaluation metrics: ``factory(config, ctx) -> disentangle.Metric``."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add sub-commands to the ``disentangle`` command line: ``cli`` is its :class:`typer.Typer` app
+    (use ``@cli.command()``). Called once at CLI start-up for each plug-in that loaded. A hook that
+    raises, or a command whose name the core or an earlier plug-in already uses, is reported on
+    stderr and skipped; the rest of the CLI works."""

@@ -28,6 +28,7 @@ from attrs import validators as v
 
 from disentangle.config import structure, unstructure
 from disentangle.errors import DisentangleError, did_you_mean
+from disentangle.kinds import KINDS, Kind
 from disentangle.registry import Registry
 
 
@@ -97,25 +98,52 @@ class Recipe:
     source: str = "<recipe>"
 
     def to_dict(self) -> dict[str, Any]:
-        """The fully resolved recipe (every default filled in) as TOML-ready data."""
+        """The fully resolved recipe (every default filled in) as TOML-ready data, in recipe order."""
         out: dict[str, Any] = {}
         if self.description:
             out["description"] = self.description
-        out["data"] = _component_dict(self.data)
-        out["model"] = {**unstructure(self.model), "encoder": _component_dict(self.encoder),
-                        "decoder": _component_dict(self.decoder)}
-        out["tasks"] = [_component_dict(c, weighted=True) for c in self.tasks]
-        out["regularizers"] = [_component_dict(c, weighted=True) for c in self.regularizers]
-        out["train"] = unstructure(self.train)
-        out["eval"] = {**unstructure(self.eval), "metrics": [_component_dict(c) for c in self.metrics]}
-        return out
+        for name in _TOP[1:]:
+            if name in _SECTIONS:
+                out[name] = unstructure(getattr(self, name))
+        for k in KINDS:
+            chosen = getattr(self, k.field)
+            value = [_component_dict(c, k.weighted) for c in chosen] if k.many else _component_dict(chosen)
+            *parents, key = k.path
+            node = out
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[key] = value
+        return {name: out[name] for name in _TOP if name in out}
 
     def to_toml(self) -> str:
-        return tomli_w.dumps(self.to_dict())
+        """TOML text with arrays of tables written as ``[[tasks]]`` headers, as recipes are written."""
+        return "".join(_toml_chunks(self.to_dict(), ""))
 
     @property
     def objectives(self) -> tuple[ComponentSpec, ...]:
         return self.tasks + self.regularizers
+
+
+def _toml_chunks(table: dict[str, Any], name: str) -> Any:
+    """Plain values first (via tomli_w), then ``[sub.tables]``, then each ``[[array.of.tables]]``."""
+    literals = {k: v for k, v in table.items() if not isinstance(v, dict) and not _is_aot(v)}
+    if name:
+        yield f"{name}\n"
+    if literals:
+        yield tomli_w.dumps(literals, multiline_strings=True)
+    for key, value in table.items():
+        path = f"{name.strip('[]')}.{key}" if name else key
+        if isinstance(value, dict):
+            yield "\n"
+            yield from _toml_chunks(value, f"[{path}]")
+        elif _is_aot(value):
+            for item in value:
+                yield "\n"
+                yield from _toml_chunks(item, f"[[{path}]]")
+
+
+def _is_aot(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
 def _component_dict(spec: ComponentSpec, weighted: bool = False) -> dict[str, Any]:
@@ -200,7 +228,10 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), registry: Regis
 
 # ----- validation -------------------------------------------------------------------------------
 
+#: Plain sections (not components) and their config classes.
+_SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
 _TOP = ("description", "data", "model", "tasks", "regularizers", "train", "eval")
+assert {k.path[0] for k in KINDS} | set(_SECTIONS) | {"description"} == set(_TOP)
 
 
 def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Registry | None = None) -> Recipe:
@@ -216,51 +247,39 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Regist
             problems.append((key, f"unknown section '{key}'{did_you_mean(key, _TOP)}; "
                                   f"valid sections: {', '.join(_TOP)}"))
 
-    def component(kind: str, table: Any, path: str, weighted: bool = False) -> ComponentSpec | None:
+    def component(kind: Kind, table: Any, path: str) -> ComponentSpec | None:
         if not isinstance(table, dict):
-            problems.append((path, f"expected a table with use = \"<{kind} name>\""))
+            problems.append((path, f"expected a table with use = \"<{kind.name} name>\""))
             return None
         table = dict(table)
         use = table.pop("use", None)
         if use is None:
-            problems.append((f"{path}.use", f"missing: which {kind} to use; available: "
-                                            f"{', '.join(registry.names(kind)) or 'none'}"))
+            problems.append((f"{path}.use", f"missing: which {kind.name} to use; available: "
+                                            f"{', '.join(registry.names(kind.name)) or 'none'}"))
             return None
         if not isinstance(use, str):
-            problems.append((f"{path}.use", f"expected a {kind} name (string), got {use!r}"))
+            problems.append((f"{path}.use", f"expected a {kind.name} name (string), got {use!r}"))
             return None
         weight = 1.0
-        if weighted:
+        if kind.weighted:
             weight = table.pop("weight", 1.0)
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
                 problems.append((f"{path}.weight", f"expected a finite number >= 0 (the loss weight λ), got {weight!r}"))
                 weight = 1.0
         try:
-            comp = registry.get(kind, use)
+            comp = registry.get(kind.name, use)
         except DisentangleError as exc:
             problems.append((f"{path}.use", exc.message))
             return None
         config, errs = structure(table, comp.config, path)
         problems.extend(errs)
-        return None if errs else ComponentSpec(kind=kind, use=use, config=config, weight=float(weight))
+        return None if errs else ComponentSpec(kind=kind.name, use=use, config=config, weight=float(weight))
 
-    def section(name: str, cls: type, table: Any) -> Any:
-        if table is None:
-            table = {}
-        if not isinstance(table, dict):
-            problems.append((name, f"expected a table [{name}]"))
-            return None
-        config, errs = structure(table, cls, name)
-        problems.extend(errs)
-        return config
-
-    def component_list(kind: str, key: str, items: Any, path: str, weighted: bool) -> tuple[ComponentSpec, ...]:
-        if items is None:
-            return ()
+    def component_list(kind: Kind, items: Any) -> tuple[ComponentSpec, ...]:
         if not isinstance(items, list):
-            problems.append((path, f"expected an array of tables [[{key}]]"))
+            problems.append((kind.key, f"expected an array of tables {kind.section}"))
             return ()
-        specs = [component(kind, item, f"{path}.{i}", weighted) for i, item in enumerate(items)]
+        specs = [component(kind, item, f"{kind.key}.{i}") for i, item in enumerate(items)]
         return tuple(s for s in specs if s is not None)
 
     description = raw.get("description", "")
@@ -268,44 +287,40 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Regist
         problems.append(("description", "expected a string"))
         description = ""
 
-    data = component("dataset", raw.get("data"), "data") if "data" in raw else None
-    if "data" not in raw:
-        problems.append(("data", f"missing [data] section; datasets: {', '.join(registry.names('dataset'))}"))
+    # Copy the sections that hold components, so popping them leaves the caller's dict alone.
+    work = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
+    chosen: dict[str, Any] = {}
+    for kind in KINDS:
+        *parents, key = kind.path
+        node: Any = work
+        for part in parents:
+            node = node.get(part, {})
+        if not isinstance(node, dict):  # the parent section is not a table; reported below
+            chosen[kind.field] = () if kind.many else None
+            continue
+        value = node.pop(key, None)
+        if kind.many:
+            chosen[kind.field] = () if value is None else component_list(kind, value)
+        elif value is None:
+            problems.append((kind.key, f"missing {kind.section} with use = \"<name>\"; "
+                                       f"available: {', '.join(registry.names(kind.name)) or 'none'}"))
+            chosen[kind.field] = None
+        else:
+            chosen[kind.field] = component(kind, value, kind.key)
 
-    model_raw = raw.get("model", {})
-    encoder = decoder = model = None
-    if not isinstance(model_raw, dict):
-        problems.append(("model", "expected a table [model]"))
-    else:
-        model_raw = dict(model_raw)
-        for part in ("encoder", "decoder"):
-            if part not in model_raw:
-                problems.append((f"model.{part}", f"missing [model.{part}] with use = \"<name>\"; "
-                                                  f"available: {', '.join(registry.names(part))}"))
-        enc_raw, dec_raw = model_raw.pop("encoder", None), model_raw.pop("decoder", None)
-        encoder = component("encoder", enc_raw, "model.encoder") if enc_raw is not None else None
-        decoder = component("decoder", dec_raw, "model.decoder") if dec_raw is not None else None
-        model = section("model", ModelConfig, model_raw)
-
-    tasks = component_list("task", "tasks", raw.get("tasks"), "tasks", True)
-    regularizers = component_list("regularizer", "regularizers", raw.get("regularizers"), "regularizers", True)
-    train = section("train", TrainConfig, raw.get("train"))
-
-    eval_raw = raw.get("eval", {})
-    metrics: tuple[ComponentSpec, ...] = ()
-    evalc = None
-    if isinstance(eval_raw, dict):
-        eval_raw = dict(eval_raw)
-        metrics = component_list("metric", "eval.metrics", eval_raw.pop("metrics", None), "eval.metrics", False)
-        evalc = section("eval", EvalConfig, eval_raw)
-    else:
-        problems.append(("eval", "expected a table [eval]"))
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        table = work.get(name, {})
+        if not isinstance(table, dict):
+            problems.append((name, f"expected a table [{name}]"))
+            sections[name] = None
+            continue
+        sections[name], errs = structure(table, cls, name)
+        problems.extend(errs)
 
     if problems:
         raise RecipeError(source, problems)
-    return Recipe(data=data, encoder=encoder, decoder=decoder, model=model, tasks=tasks,
-                  regularizers=regularizers, metrics=metrics, train=train, eval=evalc,
-                  description=description, source=source)
+    return Recipe(**chosen, **sections, description=description, source=source)
 
 
 def save_recipe(recipe: Recipe, path: str | Path) -> None:

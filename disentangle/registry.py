@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import re
+import sys
 from typing import Any, Callable, Iterable
 
 import attrs
@@ -12,19 +13,13 @@ import pluggy
 
 from disentangle import hookspecs
 from disentangle.errors import PluginConflictError, UnknownComponentError, did_you_mean
+from disentangle.kinds import KINDS as KIND_TABLE
 
 ENTRY_POINT_GROUP = "disentangle"
 DISABLE_ENV = "DISENTANGLE_DISABLE_PLUGINS"
 
-#: kind -> the hook that registers it.
-KINDS: dict[str, str] = {
-    "encoder": "register_encoders",
-    "decoder": "register_decoders",
-    "task": "register_tasks",
-    "regularizer": "register_regularizers",
-    "dataset": "register_datasets",
-    "metric": "register_metrics",
-}
+#: kind -> the hook that registers it (derived from :data:`disentangle.kinds.KINDS`).
+KINDS: dict[str, str] = {k.name: k.hook for k in KIND_TABLE}
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 #: Keys the core reads from a component's recipe table itself; configs may not use them.
 RESERVED_KEYS = ("use", "weight")
@@ -54,8 +49,10 @@ class PluginInfo:
     distribution: str | None = None
     version: str | None = None
     components: dict[str, list[str]] = attrs.field(factory=dict)
-    status: str = "ok"  # ok | error | disabled
+    status: str = "ok"  # ok | error | disabled | conflict
     error: str | None = None
+    #: Names this plug-in registers that another plug-in registers too (unusable until resolved).
+    conflicts: list[str] = attrs.field(factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -68,7 +65,14 @@ class Registry:
         self.components: dict[tuple[str, str], Component] = {}
         self.plugins: list[PluginInfo] = []
         self.conflicts: list[str] = []
+        #: Problems found while loading that are no plug-in's fault (e.g. an unknown disabled name).
+        self.warnings: list[str] = []
+        #: One pluggy manager per plug-in that loaded, so later hooks (``register_commands``) can be
+        #: called on each plug-in on its own.
+        self.managers: dict[str, pluggy.PluginManager] = {}
         self._conflicted: set[tuple[str, str]] = set()
+        #: (kind, name) -> why a failed plug-in that registered it could not provide it.
+        self._unavailable: dict[tuple[str, str], str] = {}
 
     def names(self, kind: str) -> list[str]:
         return sorted(name for k, name in self.components if k == kind)
@@ -81,12 +85,33 @@ class Registry:
         try:
             return self.components[(kind, name)]
         except KeyError:
-            known = self.names(kind)
-            raise UnknownComponentError(
-                f"unknown {kind} '{name}'{did_you_mean(name, known)}; "
-                f"available: {', '.join(known) or 'none'}",
-                hint="`disentangle list-plugins` shows what is installed and what failed to load",
-            ) from None
+            raise self._unknown(kind, name) from None
+
+    def _unknown(self, kind: str, name: str) -> UnknownComponentError:
+        """Name the plug-in that would provide ``name`` and why it cannot, where that is known."""
+        hint = "`disentangle list-plugins` shows what is installed and what failed to load"
+        if (kind, name) in self._unavailable:
+            return UnknownComponentError(f"{kind} '{name}' is unavailable: {self._unavailable[(kind, name)]}",
+                                         hint=f"fix or reinstall that plug-in; {hint}")
+        known = self.names(kind)
+        message = f"unknown {kind} '{name}'{did_you_mean(name, known)}; available: {', '.join(known) or 'none'}"
+        maybe = [f"plug-in '{p.name}' failed to load ({p.error})" for p in self.plugins if p.status == "error"]
+        maybe += [f"plug-in '{p.name}' is disabled by {DISABLE_ENV}" for p in self.plugins
+                  if p.status == "disabled"]
+        if maybe:
+            message += "; it may be provided by a plug-in that is unavailable: " + "; ".join(maybe)
+        return UnknownComponentError(message, hint=hint)
+
+    def call(self, hook: str, **kwargs: Any) -> list[tuple[str, BaseException]]:
+        """Call ``hook`` on each loaded plug-in on its own; ``[(plug-in, exception), ...]`` for those
+        whose hook raised (the others are unaffected)."""
+        failures: list[tuple[str, BaseException]] = []
+        for name, pm in self.managers.items():
+            try:
+                getattr(pm.hook, hook)(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
+                failures.append((name, exc))
+        return failures
 
     def check(self, kind: str | None = None, name: str | None = None) -> None:
         """Raise :class:`PluginConflictError` if two plug-ins register the same name (this one, if given)."""
@@ -110,25 +135,35 @@ class Registry:
             pm.add_hookspecs(hookspecs)
             pm.register(plugin, name=name)
             pm.check_pending()  # a misspelt hook name (register_task) is an error, not silence
-            for kind, hook in KINDS.items():
-                getattr(pm.hook, hook)(register=_registrar(kind, name, staged))
+            for k in KIND_TABLE:
+                getattr(pm.hook, k.hook)(register=_registrar(k.name, name, staged))
         except Exception as exc:  # noqa: BLE001 - isolation is the point
             info.status = "error"
             info.error = f"{type(exc).__name__}: {exc}"
+            for comp in staged:  # what it registered before failing: known to be unavailable
+                self._unavailable.setdefault(
+                    (comp.kind, comp.name), f"it is registered by plug-in '{name}', which failed to load ({info.error})")
             return info
+        self.managers[name] = pm
         for comp in staged:
             key = (comp.kind, comp.name)
             if key in self.components:
                 other = self.components[key].plugin
-                self.conflicts.append(
-                    f"{comp.kind} '{comp.name}' is registered by both plug-in '{other}' "
-                    f"({self._dist(other)}) and plug-in '{name}' ({distribution or 'not installed'})"
-                )
+                conflict = (f"{comp.kind} '{comp.name}' is registered by both plug-in '{other}' "
+                            f"({self._dist(other)}) and plug-in '{name}' ({distribution or 'not installed'})")
+                self.conflicts.append(conflict)
                 self._conflicted.add(key)
+                for plugin_info in (info, self._info(other)):
+                    if plugin_info is not None:
+                        plugin_info.status = "conflict"
+                        plugin_info.conflicts.append(conflict)
                 continue
             self.components[key] = comp
             info.components.setdefault(comp.kind, []).append(comp.name)
         return info
+
+    def _info(self, plugin: str) -> PluginInfo | None:
+        return next((info for info in self.plugins if info.name == plugin), None)
 
     def _dist(self, plugin: str) -> str:
         for info in self.plugins:
@@ -162,6 +197,7 @@ def _registrar(kind: str, plugin: str, staged: list[Component]) -> Callable[...,
 
 
 def disabled_plugins() -> set[str]:
+    """The plug-in names listed in ``DISENTANGLE_DISABLE_PLUGINS``."""
     return {p.strip() for p in os.environ.get(DISABLE_ENV, "").split(",") if p.strip()}
 
 
@@ -171,8 +207,13 @@ def load_registry(*, entry_points: bool = True, extra: Iterable[tuple[str, objec
     ``extra`` adds ``(name, plugin_object)`` pairs, e.g. from tests."""
     reg = Registry()
     disabled = disabled_plugins()
+    extra = list(extra)
     if entry_points:
         eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        known = sorted({ep.name for ep in eps} | {name for name, _ in extra})
+        for unknown in sorted(disabled - set(known)):
+            reg.warnings.append(f"{DISABLE_ENV} names '{unknown}', which is no installed plug-in"
+                                f"{did_you_mean(unknown, known)}; plug-ins: {', '.join(known) or 'none'}")
         for ep in eps:
             dist = getattr(ep, "dist", None)
             dname = dist.metadata["Name"] if dist is not None else None
@@ -203,4 +244,6 @@ def get_registry() -> Registry:
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = load_registry()
+        for warning in _DEFAULT.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     return _DEFAULT

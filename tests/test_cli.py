@@ -183,3 +183,98 @@ def test_absurd_learning_rate_is_a_message_and_never_checkpoints_non_finite_weig
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True)["model"]
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def _plugin_app(*plugins):
+    from disentangle.cli import build_app
+    from disentangle.registry import load_registry
+
+    return build_app(load_registry(entry_points=False, extra=list(plugins)))
+
+
+def test_plugin_adds_a_command_that_runs():
+    from toy_plugins import CommandPlugin
+
+    cli = _plugin_app(("hello", CommandPlugin()))
+    result = runner.invoke(cli, ["toy-hello", "--name", "you", "--loud"])
+    assert result.exit_code == 0, result.output
+    assert "HELLO YOU FROM A PLUG-IN" in result.output
+    assert "toy-hello" in runner.invoke(cli, ["--help"]).output
+    assert "toy-hello" not in runner.invoke(app, ["--help"]).output  # the core app is left alone
+
+
+def test_broken_or_shadowing_command_plugins_are_reported_not_fatal():
+    from toy_plugins import BrokenCommandPlugin, CommandPlugin, ShadowingCommandPlugin
+
+    cli = _plugin_app(("broken", BrokenCommandPlugin()), ("shadow", ShadowingCommandPlugin()),
+                      ("hello", CommandPlugin()))
+    from disentangle.cli import _command_name
+
+    names = [_command_name(c) for c in cli.registered_commands]
+    assert "half-added" not in names and names.count("run") == 1 and "toy-hello" in names
+    assert runner.invoke(cli, ["toy-hello"]).exit_code == 0
+    result = runner.invoke(cli, ["run", "--help"])
+    assert result.exit_code == 0 and "Validate a recipe" in result.output
+
+
+def test_broken_command_plugin_warns_on_stderr(capsys):
+    from toy_plugins import BrokenCommandPlugin
+
+    _plugin_app(("broken", BrokenCommandPlugin()))
+    err = capsys.readouterr().err
+    assert "plug-in 'broken'" in err and "commands broke" in err
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["list-plugins"], ["validate"], ["describe"]])
+def test_help_shows_no_type_for_flags(command):
+    result = runner.invoke(app, [*command, "--help"], terminal_width=120)
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output and "--help" in result.output
+
+
+def test_describe_shows_parameters_with_docstrings():
+    result = runner.invoke(app, ["describe", "flow-grid"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for expected in ("task 'flow-grid'", "plug-in 'flow-grid'", "[[tasks]]", "weight",
+                     "top_k", "Cells per side", "farneback", "Predict the top-k"):
+        assert expected in text, expected
+
+
+def test_describe_an_ambiguous_name_shows_every_kind():
+    result = runner.invoke(app, ["describe", "conv"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "encoder 'conv'" in result.output and "decoder 'conv'" in result.output
+    assert "likelihood" in result.output  # a decoder parameter
+
+
+def test_describe_unknown_name_suggests():
+    result = runner.invoke(app, ["describe", "flow-gird"])
+    assert result.exit_code == 1 and "did you mean 'flow-grid'" in result.output
+
+
+def test_list_plugins_check_fails_on_a_conflict(monkeypatch):
+    import disentangle.registry as registry_module
+    from toy_plugins import ToyPlugin
+
+    ok = runner.invoke(app, ["list-plugins", "--check"])
+    assert ok.exit_code == 0, ok.output
+    reg = registry_module.load_registry(entry_points=False, extra=[("toy", ToyPlugin()), ("toy-copy", ToyPlugin())])
+    monkeypatch.setattr(registry_module, "_DEFAULT", reg)
+    result = runner.invoke(app, ["list-plugins", "--check"], terminal_width=300)
+    assert result.exit_code == 1
+    assert "conflict" in result.output and "toy-copy" in result.output
+    data = json.loads(runner.invoke(app, ["list-plugins", "--json"]).stdout)
+    assert {p["status"] for p in data["plugins"]} == {"conflict"}
+
+
+def test_recipe_naming_a_disabled_plugins_component_says_so(tiny, monkeypatch):
+    import disentangle.registry as registry_module
+
+    monkeypatch.setenv("DISENTANGLE_DISABLE_PLUGINS", "flow-grid")
+    monkeypatch.setattr(registry_module, "_DEFAULT", None)
+    result = runner.invoke(app, ["validate", str(tiny)], terminal_width=300)
+    monkeypatch.setattr(registry_module, "_DEFAULT", None)
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "unknown task 'flow-grid'" in text and "disabled by DISENTANGLE_DISABLE_PLUGINS" in text

@@ -117,3 +117,24 @@ def test_a_conflict_blocks_only_recipes_that_use_the_name():
     raw = toy()
     del raw["regularizers"]
     assert parse_recipe(raw, registry=reg).regularizers == ()
+
+
+def test_resolved_quickstart_keeps_array_of_table_headers():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = load_recipe(root / "recipes" / "quickstart.toml")
+    text = r.to_toml()
+    lines = text.splitlines()
+    assert lines.count("[[tasks]]") == 1 and lines.count("[[regularizers]]") == 2
+    assert lines.count("[[eval.metrics]]") == 2
+    assert not any(line.startswith(("tasks =", "regularizers =", "metrics =")) for line in lines)
+    assert parse_recipe(tomllib.loads(text)).to_dict() == r.to_dict()
+
+
+def test_single_regularizer_is_written_as_a_table_header():
+    r = parse_recipe(tomllib.loads(TOY_RECIPE), registry=toy_registry())
+    text = r.to_toml()
+    assert "\n[[regularizers]]\nuse = \"z-norm\"\nweight = 0.5\n" in text
+    assert text.index("[data]") < text.index("[[regularizers]]") < text.index("[train]")
+    assert parse_recipe(tomllib.loads(text), registry=toy_registry()).to_dict() == r.to_dict()

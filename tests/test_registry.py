@@ -159,3 +159,81 @@ def test_config_fields_the_core_reads_are_rejected(field):
 
     reg = load_registry(entry_points=False, extra=[("shadowing", Shadowing())])
     assert reg.plugins[0].status == "error" and "reserved" in reg.plugins[0].error
+
+
+def test_kind_table_drives_the_hooks():
+    from disentangle import hookspecs
+    from disentangle.kinds import KINDS
+
+    specs = {name for name in dir(hookspecs) if name.startswith("register_")}
+    assert {k.hook for k in KINDS} | {"register_commands"} == specs
+    assert [k.name for k in KINDS] == ["dataset", "encoder", "decoder", "task", "regularizer", "metric"]
+
+
+def test_conflict_shows_on_both_plugins():
+    reg = load_registry(entry_points=False, extra=[("first", GoodPlugin()), ("second", GoodPlugin())])
+    status = {p.name: p for p in reg.plugins}
+    assert status["second"].status == "conflict" and status["first"].status == "conflict"
+    assert "'first'" in status["second"].conflicts[0] and "'second'" in status["second"].conflicts[0]
+    assert status["second"].to_dict()["conflicts"] == status["second"].conflicts
+
+
+def test_unknown_name_of_a_failed_plugin_names_it_and_its_error():
+    class HalfBroken:
+        @disentangle.hookimpl
+        def register_tasks(self, register):
+            register("half-task", lambda c, x: None, config=NoConfig)
+
+        @disentangle.hookimpl
+        def register_regularizers(self, register):
+            raise RuntimeError("boom in regularizers")
+
+    reg = load_registry(entry_points=False, extra=[("half", HalfBroken()), ("broken", BrokenPlugin())])
+    with pytest.raises(disentangle.UnknownComponentError) as exact:
+        reg.get("task", "half-task")
+    assert "plug-in 'half'" in exact.value.message and "boom in regularizers" in exact.value.message
+    with pytest.raises(disentangle.UnknownComponentError) as maybe:
+        reg.get("task", "other-task")  # 'broken' failed before registering anything: a possible provider
+    assert "'broken' failed to load (RuntimeError: boom)" in maybe.value.message
+
+
+def test_unknown_name_mentions_disabled_plugins(monkeypatch):
+    monkeypatch.setenv("DISENTANGLE_DISABLE_PLUGINS", "flow-grid")
+    reg = load_registry()
+    with pytest.raises(disentangle.UnknownComponentError) as info:
+        reg.get("task", "flow-grid")
+    assert "'flow-grid' is disabled by DISENTANGLE_DISABLE_PLUGINS" in info.value.message
+    assert reg.warnings == []
+
+
+def test_unknown_disabled_name_warns(monkeypatch, capsys):
+    import disentangle.registry as registry_module
+
+    monkeypatch.setenv("DISENTANGLE_DISABLE_PLUGINS", "flow-gird, sprites")
+    reg = load_registry()
+    assert len(reg.warnings) == 1
+    assert "'flow-gird'" in reg.warnings[0] and "did you mean 'flow-grid'" in reg.warnings[0]
+    assert "conv" in reg.warnings[0]  # lists the known plug-ins
+    monkeypatch.setattr(registry_module, "_DEFAULT", None)
+    registry_module.get_registry()
+    assert "flow-gird" in capsys.readouterr().err
+    monkeypatch.setattr(registry_module, "_DEFAULT", None)
+
+
+def test_later_hooks_are_called_per_plugin_in_isolation():
+    class Commands:
+        @disentangle.hookimpl
+        def register_commands(self, cli):
+            cli.append("added")
+
+    class BrokenCommands:
+        @disentangle.hookimpl
+        def register_commands(self, cli):
+            raise RuntimeError("no commands")
+
+    reg = load_registry(entry_points=False,
+                        extra=[("bad", BrokenCommands()), ("good", Commands()), ("tasks", GoodPlugin())])
+    seen: list[str] = []
+    failures = reg.call("register_commands", cli=seen)
+    assert seen == ["added"]
+    assert [(name, str(exc)) for name, exc in failures] == [("bad", "no commands")]

@@ -132,3 +132,37 @@ device = "cpu"
 [eval]
 num_images = 2
 """
+
+
+class CommandPlugin:
+    """Adds the command ``toy-hello`` to the CLI."""
+
+    @disentangle.hookimpl
+    def register_commands(self, cli):
+        @cli.command("toy-hello")
+        def hello(name: str = "world", loud: bool = False) -> None:
+            """Say hello (a command added by a plug-in)."""
+            text = f"hello {name} from a plug-in"
+            print(text.upper() if loud else text)
+
+
+class BrokenCommandPlugin:
+    """Adds a command, then raises: none of its commands may stay."""
+
+    @disentangle.hookimpl
+    def register_commands(self, cli):
+        @cli.command("half-added")
+        def half() -> None:
+            pass
+
+        raise RuntimeError("commands broke")
+
+
+class ShadowingCommandPlugin:
+    """Tries to replace the core's ``run``."""
+
+    @disentangle.hookimpl
+    def register_commands(self, cli):
+        @cli.command("run")
+        def run() -> None:
+            print("hijacked")
