@@ -17,8 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from disentangle.recipe import load_recipe
-from disentangle import train
+from disentangle import load_recipe, train
 
 
 def main() -> None:
@@ -27,13 +26,16 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", default="benchmarks/quality.json")
+    ap.add_argument("--run-dir", default=None, help="keep the run here (default: a temporary folder)")
     args = ap.parse_args()
     recipe = load_recipe(args.recipe, args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(args.run_dir) if args.run_dir else Path(tmp) / "run"
         start = time.perf_counter()
-        result = train(recipe, Path(tmp) / "run", device=args.device)
+        result = train(recipe, run_dir, device=args.device)
         wall = time.perf_counter() - start
-        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        env = json.loads((run_dir / "environment.json").read_text())
     every = max(1, len(rows) // 200)
     curve = rows[::every] + ([rows[-1]] if rows and rows[-1] is not rows[::every][-1] else [])
     console = Console()
@@ -54,6 +56,8 @@ def main() -> None:
     console.print(metrics)
     console.print(f"wall {wall:.1f} s, training {result.seconds:.1f} s, {result.step / result.seconds:.2f} steps/s")
     Path(args.out).write_text(json.dumps({"recipe": args.recipe, "overrides": args.overrides, "wall_s": wall,
+                                          "device": env["device"], "device_name": env.get("gpu", env["platform"]),
+                                          "autocast": env.get("autocast"), "batches": env.get("batches"),
                                           "train_s": result.seconds, "steps": result.step, "eval": result.eval,
                                           "curve": curve}, indent=2))
     print(f"wrote {args.out}")
