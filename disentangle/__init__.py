@@ -32,6 +32,7 @@ from disentangle.io import (
     track,
 )
 from disentangle.model import S3VAE, S3VAEOutput, gaussian_kl, gaussian_log_density
+from disentangle.optional import require
 from disentangle.registry import Component, PluginInfo, Registry, get_registry, load_registry
 
 try:
@@ -72,5 +73,6 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "load_registry",
+    "require",
     "track",
 ]
