@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from disentangle import validators
+
 from disentangle.errors import DisentangleError, PluginConflictError, TrainingError, UnknownComponentError
 from disentangle.hookspecs import hookimpl
 from disentangle.interfaces import (
@@ -75,4 +77,5 @@ __all__ = [
     "load_registry",
     "require",
     "track",
+    "validators",
 ]
