@@ -35,6 +35,7 @@ from disentangle.io import (
 )
 from disentangle.model import S3VAE, S3VAEOutput, gaussian_kl, gaussian_log_density
 from disentangle.optional import require
+from disentangle.pseudo_labels import PseudoLabelTask, label_sequences
 from disentangle.registry import Component, PluginInfo, Registry, get_registry, load_registry
 
 try:
@@ -55,6 +56,7 @@ __all__ = [
     "Objective",
     "PluginConflictError",
     "PluginInfo",
+    "PseudoLabelTask",
     "Registry",
     "Regularizer",
     "S3VAE",
@@ -74,6 +76,7 @@ __all__ = [
     "gaussian_log_density",
     "get_registry",
     "hookimpl",
+    "label_sequences",
     "load_registry",
     "require",
     "track",
