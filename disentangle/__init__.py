@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from disentangle import validators
+
 from disentangle.errors import DisentangleError, PluginConflictError, TrainingError, UnknownComponentError
 from disentangle.distributed import World
 from disentangle.evaluation import Encoded, EvalContext
@@ -35,6 +37,8 @@ from disentangle.io import (
     track,
 )
 from disentangle.model import S3VAE, S3VAEOutput, gaussian_kl, gaussian_log_density
+from disentangle.optional import require
+from disentangle.pseudo_labels import PseudoLabelTask, label_sequences
 from disentangle.recipe import Recipe, load_recipe
 from disentangle.registry import Component, PluginInfo, Registry, get_registry, load_registry
 from disentangle.training import Pipeline, TrainResult, build_pipeline, evaluate, load_run, sample, train
@@ -61,6 +65,7 @@ __all__ = [
     "PluginConflictError",
     "Pipeline",
     "PluginInfo",
+    "PseudoLabelTask",
     "Recipe",
     "Registry",
     "Regularizer",
@@ -85,10 +90,13 @@ __all__ = [
     "gaussian_log_density",
     "get_registry",
     "hookimpl",
+    "label_sequences",
     "load_recipe",
     "load_registry",
     "load_run",
+    "require",
     "sample",
     "track",
     "train",
+    "validators",
 ]

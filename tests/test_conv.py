@@ -8,8 +8,8 @@ import torch
 
 import disentangle
 from disentangle import testing
-from disentangle_plugins import conv
-from disentangle_plugins.conv import ConvDecoder, ConvEncoder
+from disentangle_plugins.video import conv
+from disentangle_plugins.video.conv import ConvDecoder, ConvEncoder
 
 TINY = {32: (8, 16, 16), 64: (8, 16, 16, 16)}
 

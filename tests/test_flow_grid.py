@@ -12,8 +12,8 @@ import torch
 
 import disentangle
 from disentangle import testing
-from disentangle_plugins import flow_grid as fg
-from disentangle_plugins import moving_shapes as ms
+from disentangle_plugins.video import flow_grid as fg
+from disentangle_plugins.video import moving_shapes as ms
 
 R = 32  # canvas side
 SIDE = 6  # square side
@@ -207,7 +207,7 @@ def test_registered():
     assert info.components == {"task": ["flow-grid"]}
 
 def test_threaded_labels_match_sequential(tmp_path):
-    from disentangle_plugins.moving_shapes import MovingShapes
+    from disentangle_plugins.video.moving_shapes import MovingShapes
 
     data = MovingShapes(MovingShapes.Config(num_train=24, num_test=4), testing.tiny_context(tmp_path))
     one = fg.compute_labels(data, 4, 2, "dis", workers=1)

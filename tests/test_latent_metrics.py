@@ -3,7 +3,7 @@
 import torch
 
 from disentangle import testing
-from disentangle_plugins import latent_metrics as lm
+from disentangle_plugins.evaluation import latent_metrics as lm
 
 
 def setup(tmp_path):

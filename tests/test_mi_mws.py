@@ -10,8 +10,8 @@ import torch
 
 import disentangle
 from disentangle import testing
-from disentangle_plugins import mi_mws
-from disentangle_plugins.mi_mws import MutualInformationMWS, mws_mutual_information
+from disentangle_plugins.latent import mi_mws
+from disentangle_plugins.latent.mi_mws import MutualInformationMWS, mws_mutual_information
 
 
 def _posterior(g, m, t, zf, zt, scale=1.0):

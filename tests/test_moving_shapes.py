@@ -11,7 +11,7 @@ import torch
 
 import disentangle
 from disentangle import testing
-from disentangle_plugins import moving_shapes as ms
+from disentangle_plugins.video import moving_shapes as ms
 
 
 def make(tmp_path, **kw) -> ms.MovingShapes:

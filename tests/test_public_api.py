@@ -1,6 +1,7 @@
 """Plug-ins (built-in and the example package) use only the public API of the core."""
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ PUBLIC_MODULES = {"disentangle", "disentangle.testing"}
 
 def private_uses(source: str, allow_testing: bool = False) -> list[str]:
     """Every use of the core that is not in ``disentangle.__all__`` (or disentangle.testing)."""
-    allowed_modules = {"disentangle"} | ({"disentangle.testing"} if allow_testing else set())
+    allowed_modules = {"disentangle", "disentangle.validators"} | ({"disentangle.testing"} if allow_testing else set())
     problems = []
     tree = ast.parse(source)
     for node in ast.walk(tree):
@@ -35,9 +36,14 @@ def private_uses(source: str, allow_testing: bool = False) -> list[str]:
 
 
 def plugin_sources():
-    files = sorted((ROOT / "plugins").glob("*.py"))
+    """Every module of the built-in plug-ins (all subpackages) and of the example plug-in package."""
+    files = sorted((ROOT / "plugins").rglob("*.py"))
     files += [p for p in sorted((ROOT / "docs" / "examples").rglob("*.py")) if "test" not in p.name]
     return files
+
+
+def pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def test_checker_catches_private_imports():
@@ -58,5 +64,24 @@ def test_plugins_use_only_the_public_api(path):
 
 
 def test_plugins_found():
-    names = {p.name for p in plugin_sources()}
-    assert {"conv.py", "flow_grid.py", "triplet_scc.py", "mi_mws.py", "moving_shapes.py", "sprites.py"} <= names
+    names = {p.relative_to(ROOT).as_posix() for p in plugin_sources()}
+    assert {"plugins/video/conv.py", "plugins/video/flow_grid.py", "plugins/video/moving_shapes.py",
+            "plugins/video/sprites.py", "plugins/latent/triplet_scc.py", "plugins/latent/mi_mws.py",
+            "plugins/evaluation/latent_metrics.py",
+            "docs/examples/disentangle-motion-energy/disentangle_motion_energy/__init__.py"} <= names
+
+
+def test_every_plugin_folder_is_packaged():
+    """setuptools installs exactly the package folders under plugins/ (as disentangle_plugins.*)."""
+    folders = {"disentangle_plugins" + "".join("." + part for part in p.parent.relative_to(ROOT / "plugins").parts)
+               for p in (ROOT / "plugins").rglob("__init__.py")}
+    packaged = {name for name in pyproject()["tool"]["setuptools"]["packages"] if name.startswith("disentangle_plugins")}
+    assert packaged == folders
+
+
+def test_every_plugin_module_is_an_entry_point():
+    """Each module that registers components is a plug-in of its own, named in pyproject.toml."""
+    targets = set(pyproject()["project"]["entry-points"]["disentangle"].values())
+    registering = {"disentangle_plugins." + ".".join(p.relative_to(ROOT / "plugins").with_suffix("").parts)
+                   for p in (ROOT / "plugins").rglob("*.py") if "@disentangle.hookimpl" in p.read_text()}
+    assert registering == targets

@@ -18,8 +18,8 @@ from PIL import Image
 
 import disentangle
 from disentangle import testing
-from disentangle_plugins import sprites
-from disentangle_plugins.sprites import Sprites
+from disentangle_plugins.video import sprites
+from disentangle_plugins.video.sprites import Sprites
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared/data/lpc-sprites"
 ROOT = Path(os.environ.get("DISENTANGLE_SPRITES_ROOT") or DEFAULT_ROOT)

@@ -7,8 +7,8 @@ import torch
 
 import disentangle
 from disentangle import testing
-from disentangle_plugins import triplet_scc
-from disentangle_plugins.triplet_scc import TripletSCC, derangement, shuffle_frames, triplet_loss
+from disentangle_plugins.latent import triplet_scc
+from disentangle_plugins.latent.triplet_scc import TripletSCC, derangement, shuffle_frames, triplet_loss
 
 
 # ----- the pure loss -----------------------------------------------------------------------------

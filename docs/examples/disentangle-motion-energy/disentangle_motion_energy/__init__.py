@@ -19,10 +19,13 @@ every frame from ``z_t`` (``out.z``, the posterior samples), with a mean-squared
 over batch and time. The task is modality-free: it works for any frame shape (images, filterbanks,
 ...), as long as sequences have at least two frames.
 
-The raw energies ``(N, T-1)`` (float32) of the training split are computed once per dataset in
-:meth:`MotionEnergy.prepare` and cached in
-``<cache_dir>/motion-energy/<fingerprint(data.fingerprint, CACHE_VERSION)>.npy``; ``first_frame``
-and ``normalize`` are applied after loading, so changing them does not recompute the cache.
+The task is a :class:`disentangle.PseudoLabelTask` (``loss_kind = "regression"``, one scalar per
+frame): the base class computes the labels once, caches them, checks their shape, picks each batch's
+rows by ``batch["index"]``, builds the head and computes the loss. This module only says what the
+labels are. The raw energies ``(N, T-1)`` (float32) of the training split are cached in
+``<cache_dir>/motion-energy/<fingerprint(data.fingerprint, "motion-energy", CACHE_VERSION)>.npy``;
+``first_frame`` and ``normalize`` are applied after loading (:meth:`MotionEnergy.make_targets`), so
+changing them does not recompute the cache.
 
 This module imports nothing from disentangle but its public API (``disentangle.__all__``).
 """
@@ -34,8 +37,6 @@ from typing import Literal
 import attrs
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 import disentangle
 
@@ -50,7 +51,7 @@ CACHE_VERSION = 1
 class MotionEnergyConfig:
     """Recipe parameters of ``motion-energy`` (``weight`` is added by the core)."""
 
-    hidden: int = attrs.field(default=32, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    hidden: int = attrs.field(default=32, validator=disentangle.validators.positive_int)
     """Width of the prediction head's hidden layer."""
     normalize: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     """Divide the targets by the mean motion energy of the training split (targets average 1)."""
@@ -74,14 +75,8 @@ def motion_energy(x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def compute_energies(data: disentangle.SequenceData) -> np.ndarray:
     """Raw motion energies ``(N, T-1)`` float32 of every train sequence, in split order."""
-    train = data.split("train")
-    n, t_len = len(train), data.spec.seq_len
-    if n == 0:
-        raise disentangle.DisentangleError("motion-energy: the train split is empty")
-    out = np.zeros((n, t_len - 1), dtype=np.float32)
-    for i in disentangle.track(range(n), total=n, description="motion-energy labels"):
-        out[i] = motion_energy(train[i]["x"])
-    return out
+    return disentangle.label_sequences(data, lambda i, item: motion_energy(item["x"]),
+                                       description="motion-energy labels", dtype=np.float32)
 
 
 def make_targets(energies: np.ndarray, first_frame: str = "copy", normalize: bool = True) -> np.ndarray:
@@ -97,60 +92,36 @@ def make_targets(energies: np.ndarray, first_frame: str = "copy", normalize: boo
 
 # ----- the task ----------------------------------------------------------------------------------
 
-class MotionEnergy(disentangle.Task):
+class MotionEnergy(disentangle.PseudoLabelTask):
     """Predict each frame's motion energy from ``z_t`` (see the module docstring)."""
 
     Config = MotionEnergyConfig
+    name = "motion-energy"  # the cache folder and the prefix of messages
+    loss_kind = "regression"  # mean squared error
+    labels_version = CACHE_VERSION  # part of the cache key
 
     def __init__(self, config: MotionEnergyConfig, ctx: disentangle.BuildContext):
-        super().__init__()
-        if ctx.model is None:
-            raise disentangle.DisentangleError("motion-energy needs the model sizes (ctx.model)")
         if ctx.data is not None and ctx.data.seq_len < 2:
             raise disentangle.DisentangleError(
                 f"motion-energy needs sequences of at least 2 frames; the dataset has seq_len = {ctx.data.seq_len}",
                 hint="use a dataset with longer sequences, or another task")
-        self.config = config
-        self.head = nn.Sequential(nn.Linear(ctx.model.z_t_dim, config.hidden), nn.ReLU(),
-                                  nn.Linear(config.hidden, 1))
-        #: Targets ``(N, T)`` after :meth:`prepare`. A plain attribute, not a buffer: it stays out
-        #: of ``state_dict`` and so out of checkpoints (which are loaded without calling prepare).
-        self.targets: torch.Tensor | None = None
-        self.cache_path = None
+        # width=None: one scalar target per frame, targets (N, T), predictions (B, T).
+        super().__init__(config, ctx, width=None, hidden=config.hidden)
 
-    def cache_key(self, data: disentangle.SequenceData) -> str:
-        """Depends on the data and the energy computation only, not on ``first_frame``/``normalize``."""
-        return disentangle.fingerprint(data.fingerprint, "motion-energy", CACHE_VERSION)
+    def compute_labels(self, data: disentangle.SequenceData) -> np.ndarray:
+        """The raw energies ``(N, T-1)``: what is cached (independent of ``first_frame``/``normalize``)."""
+        return compute_energies(data)
 
-    def prepare(self, data: disentangle.SequenceData, ctx: disentangle.BuildContext) -> None:
-        path = ctx.cache_dir / "motion-energy" / f"{self.cache_key(data)}.npy"
-        energies = disentangle.cached_array(path, lambda: compute_energies(data))
-        want = (len(data.split("train")), data.spec.seq_len - 1)
-        if tuple(energies.shape) != want:
-            raise disentangle.DisentangleError(
-                f"motion-energy cache {path} has shape {tuple(energies.shape)}, expected {want}",
-                hint="delete the file; it is recomputed on the next run")
-        self.cache_path = path
-        targets = make_targets(energies, self.config.first_frame, self.config.normalize)
-        self.targets = torch.from_numpy(targets)
+    def cache_shape(self, data: disentangle.SequenceData) -> tuple[int, ...]:
+        return (len(data.split("train")), data.spec.seq_len - 1)
 
-    def predict(self, z: torch.Tensor) -> torch.Tensor:
-        """Predicted targets ``(B, T)`` from ``z_1:T`` ``(B, T, z_t_dim)``."""
-        return self.head(z).squeeze(-1)
+    def make_targets(self, cached: np.ndarray) -> np.ndarray:
+        return make_targets(cached, self.config.first_frame, self.config.normalize)
 
-    def loss(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput,
-             model: disentangle.S3VAE) -> torch.Tensor:
-        if self.targets is None:
-            raise disentangle.DisentangleError("motion-energy: prepare() must run before loss()")
-        z = out.z
-        if self.targets.device != z.device:
-            self.targets = self.targets.to(z.device)
-        # batch["index"] is each sequence's position in the train split, i.e. its row of targets.
-        target = self.targets[batch["index"].to(z.device, torch.long)]
-        if target.shape[1] != z.shape[1]:
-            raise disentangle.DisentangleError(
-                f"motion-energy targets have {target.shape[1]} time steps but the batch has {z.shape[1]}")
-        return F.mse_loss(self.predict(z), target)
+    @property
+    def targets(self) -> torch.Tensor | None:
+        """The targets ``(N, T)`` after :meth:`prepare` (the base class keeps them as ``labels``)."""
+        return self.labels
 
 
 @disentangle.hookimpl

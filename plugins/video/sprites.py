@@ -41,6 +41,7 @@ import torch
 from PIL import Image
 
 import disentangle
+from disentangle_plugins.video import common
 
 #: Bump when the composited content or the cache layout changes (invalidates cached builds).
 PROTOCOL_VERSION = 1
@@ -347,21 +348,6 @@ def build(root: str | os.PathLike, out_dir: str | os.PathLike, resolution: int =
 
 # ----- the plug-in -------------------------------------------------------------------------------
 
-def _one_of(*choices: Any):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices or isinstance(value, bool):
-            raise ValueError(f"'{attribute.name}' must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-    return check
-
-
-def _optional_positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"'{attribute.name}' must be a positive int or unset, got {value!r}")
-
-
 class SpritesSplit(disentangle.ArraySplit):
     """One split: items ``{"x": FloatTensor(8, 3, R, R), "labels": {name: int}}``.
 
@@ -408,8 +394,7 @@ class SpritesSplit(disentangle.ArraySplit):
         self._open()
         if not -self._length <= index < self._length:
             raise IndexError(f"index {index} out of range for a split of {self._length}")
-        frames = np.ascontiguousarray(self._x[index].transpose(0, 3, 1, 2))  # (T, 3, R, R)
-        x = torch.from_numpy(frames).float().div_(self._scale)
+        x = common.frames_to_float(self._x[index], self._scale)  # (T, 3, R, R)
         row = self._labels[index]
         return {"x": x, "labels": {name: int(row[j]) for j, name in enumerate(ITEM_LABELS)}}
 
@@ -426,13 +411,16 @@ class Sprites(disentangle.SequenceData):
     class Config:
         root: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
         """Folder with body/ bottomwear/ topwear/ hair/ shoes/ (e.g. shared/data/lpc-sprites)."""
-        resolution: int = attrs.field(default=64, validator=_one_of(64, 32))
+        resolution: int = attrs.field(default=64, validator=disentangle.validators.one_of(64, 32))
         """Frame size: 64 (the benchmark) or 32 (2x2 mean, for CPU tests and fast runs)."""
-        max_train: int | None = attrs.field(default=None, validator=_optional_positive)
+        max_train: int | None = attrs.field(
+            default=None, validator=attrs.validators.optional(disentangle.validators.positive_int))
         """Keep only the first N train rows (after the shuffle); unset keeps all 9000."""
-        max_test: int | None = attrs.field(default=None, validator=_optional_positive)
+        max_test: int | None = attrs.field(
+            default=None, validator=attrs.validators.optional(disentangle.validators.positive_int))
         """Keep only the first N test rows (after the shuffle); unset keeps all 2664."""
-        scale: Literal["255", "256"] = attrs.field(default="255", validator=_one_of("255", "256"))
+        scale: Literal["255", "256"] = attrs.field(
+            default="255", validator=disentangle.validators.one_of("255", "256"))
         """x = uint8 / scale. "255" gives [0, 1]; "256" is the original DSVAE pipeline's choice."""
 
     def __init__(self, config: "Sprites.Config", ctx: disentangle.BuildContext):
@@ -487,12 +475,11 @@ class Sprites(disentangle.SequenceData):
         return disentangle.fingerprint(self.key, c.max_train, c.max_test, c.scale)
 
     def to_images(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0, 1)
+        return common.to_images(x)
 
     def export(self, x: torch.Tensor) -> np.ndarray:
         """uint8 ``(B, T, H, W, 3)``: round(clamp(x) * scale), the inverse of the item scaling."""
-        x = x.detach().cpu().float().clamp(0, 1)
-        return (x * self._scale).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+        return common.export(x, self._scale)
 
 
 @disentangle.hookimpl

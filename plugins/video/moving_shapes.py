@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 import disentangle
+from disentangle_plugins.video import common
 
 #: Bump when the generator changes, so fingerprints (and the caches keyed on them) change too.
 GENERATOR_VERSION = 2
@@ -84,25 +85,19 @@ def shape_mask(shape: int, side: int) -> np.ndarray:
     return mask
 
 
-def _positive(_: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"'{attribute.name}' must be >= 1, got {value}")
-
-
 @attrs.frozen
 class MovingShapesConfig:
     """Recipe parameters of ``moving-shapes`` (defaults suit a 2-3 minute CPU quickstart)."""
 
-    num_train: int = attrs.field(default=4000, validator=[attrs.validators.instance_of(int), _positive])
+    num_train: int = attrs.field(default=4000, validator=disentangle.validators.positive_int)
     """Number of training sequences."""
-    num_test: int = attrs.field(default=512, validator=[attrs.validators.instance_of(int), _positive])
+    num_test: int = attrs.field(default=512, validator=disentangle.validators.positive_int)
     """Number of test sequences."""
-    seq_len: int = attrs.field(default=8, validator=[attrs.validators.instance_of(int), attrs.validators.ge(2)])
+    seq_len: int = attrs.field(default=8, validator=disentangle.validators.int_in_range(2))
     """Frames per sequence."""
-    resolution: int = attrs.field(default=32, validator=[attrs.validators.instance_of(int),
-                                                         attrs.validators.ge(16), attrs.validators.le(256)])
+    resolution: int = attrs.field(default=32, validator=disentangle.validators.int_in_range(16, 256))
     """Canvas side in pixels (32 or 64 are the usual choices)."""
-    seed: int = attrs.field(default=0, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)])
+    seed: int = attrs.field(default=0, validator=disentangle.validators.int_in_range(0))
     """Seed of the generator; train and test use two independent streams of it."""
 
 
@@ -178,14 +173,13 @@ class MovingShapesSplit(disentangle.ArraySplit):
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, T, 3, R, R)`` -> float in [0, 1]."""
-        return x.float().mul_(1 / 255)
+        return x.float().div_(255.0)
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        # numpy, not torch: no intra-op thread pool to wake up for one small item
-        x = torch.from_numpy(self.frames[index].astype(np.float32) * np.float32(1 / 255))
+        x = common.frames_to_float(self.frames[index], channels_last=False)
         return {"x": x, "labels": {k: int(v[index]) for k, v in self.labels.items()}}
 
 
@@ -222,12 +216,11 @@ class MovingShapes(disentangle.SequenceData):
         return self._fingerprint
 
     def to_images(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0.0, 1.0)
+        return common.to_images(x)
 
     def export(self, x: torch.Tensor) -> np.ndarray:
         """uint8 ``(B, T, H, W, 3)``."""
-        x = x.detach().cpu().float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-        return x.permute(0, 1, 3, 4, 2).contiguous().numpy()
+        return common.export(x)
 
 
 @disentangle.hookimpl

@@ -4,7 +4,8 @@ Pseudo-labels come from optical flow (Zhu et al., CVPR 2020, Sec. 3.3): each fra
 a ``grid`` x ``grid`` array of cells, the flow magnitude is averaged per cell, and the
 ``top_k`` cells with the most motion form the frame's multi-hot label. A small head
 (``z_t -> hidden -> ReLU -> grid*grid``) predicts the label from the dynamic code ``z_t``
-with a cross-entropy against the target distribution ``multi_hot / top_k``.
+with a cross-entropy against the target distribution ``multi_hot / top_k``: a
+:class:`disentangle.PseudoLabelTask` with ``loss_kind = "cross-entropy"``.
 
 Flow convention: the label of frame ``t >= 1`` uses the flow between frames ``t-1`` and ``t``,
 computed on the pixel grid of frame ``t`` (so its cells are where the moving content *is* at
@@ -18,17 +19,13 @@ frames) and cached as uint8 ``(N, T, grid*grid)`` in
 
 from __future__ import annotations
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import attrs
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 import disentangle
 
@@ -46,14 +43,14 @@ def _top_k_in_range(instance: Any, attribute: attrs.Attribute, value: int) -> No
 class FlowGridConfig:
     """Recipe parameters of ``flow-grid``."""
 
-    grid: int = attrs.field(default=4, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    grid: int = attrs.field(default=4, validator=disentangle.validators.positive_int)
     """Cells per side: labels have ``grid * grid`` classes."""
-    top_k: int = attrs.field(default=3, validator=[attrs.validators.instance_of(int), _top_k_in_range])
+    top_k: int = attrs.field(default=3, validator=[disentangle.validators.positive_int, _top_k_in_range])
     """Number of highest-motion cells marked in each frame's label (1 <= top_k <= grid*grid)."""
     method: Literal["dis", "farneback"] = attrs.field(
         default="dis", validator=attrs.validators.in_(("dis", "farneback")))
     """Optical-flow algorithm: OpenCV DIS (ultrafast preset) or Farneback."""
-    hidden: int = attrs.field(default=64, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    hidden: int = attrs.field(default=64, validator=disentangle.validators.positive_int)
     """Width of the prediction head's hidden layer."""
 
 
@@ -127,89 +124,49 @@ def compute_labels(data: disentangle.SequenceData, grid: int, top_k: int, method
 
     Sequences are processed by ``workers`` threads (default: the CPU count, at most 8); OpenCV
     releases the GIL while it computes flow, and each thread keeps its own DIS instance."""
-    train = data.split("train")
-    n = len(train)
-    if n == 0:
-        raise disentangle.DisentangleError("flow-grid: the train split is empty")
     local = threading.local()
 
-    def one(i: int) -> np.ndarray:
+    def one(i: int, item: dict[str, Any]) -> np.ndarray:
         if method == "dis" and not hasattr(local, "dis"):
             local.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        x = train[i]["x"]
+        x = item["x"]
         _check_frames(tuple(x.shape), grid, f"train item {i}")
         return sequence_labels(to_gray_uint8(x), grid, top_k, method, getattr(local, "dis", None))
 
-    workers = workers or min(8, os.cpu_count() or 1)
-    out: np.ndarray | None = None
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(one, range(n))  # in order
-        for i, labels in enumerate(disentangle.track(results, total=n, description=f"flow-grid labels ({method})")):
-            if out is None:
-                out = np.zeros((n, *labels.shape), dtype=np.uint8)
-            out[i] = labels
-    assert out is not None
-    return out
+    return disentangle.label_sequences(data, one, description=f"flow-grid labels ({method})",
+                                       workers=workers or 0, dtype=np.uint8)
 
 
 # ----- the task ----------------------------------------------------------------------------------------
 
-class FlowGrid(disentangle.Task):
+class FlowGrid(disentangle.PseudoLabelTask):
     """Predict the top-k optical-flow cells of each frame from ``z_t`` (see the module docstring)."""
 
     Config = FlowGridConfig
+    name = "flow-grid"
+    loss_kind = "cross-entropy"
 
     def __init__(self, config: FlowGridConfig, ctx: disentangle.BuildContext):
-        super().__init__()
-        if ctx.model is None:
-            raise disentangle.DisentangleError("flow-grid needs the model sizes (ctx.model)")
         if ctx.data is not None:
             _check_frames((ctx.data.seq_len, *ctx.data.feature_shape), config.grid, "the dataset's frames")
-        self.config = config
-        cells = config.grid * config.grid
-        self.head = nn.Sequential(
-            nn.Linear(ctx.model.z_t_dim, config.hidden), nn.ReLU(), nn.Linear(config.hidden, cells))
-        #: Multi-hot float ``(N, T, grid*grid)`` after :meth:`prepare`; a plain attribute, so it
-        #: stays out of checkpoints.
-        self.labels: torch.Tensor | None = None
-        self.cache_path = None
+        super().__init__(config, ctx, width=config.grid * config.grid, hidden=config.hidden)
 
     def cache_key(self, data: disentangle.SequenceData) -> str:
+        # The key from before PseudoLabelTask existed (no name or version), so existing caches stay valid.
         c = self.config
         return disentangle.fingerprint(data.fingerprint, c.grid, c.top_k, c.method)
 
-    def prepare(self, data: disentangle.SequenceData, ctx: disentangle.BuildContext) -> None:
+    def compute_labels(self, data: disentangle.SequenceData) -> np.ndarray:
         c = self.config
-        _check_frames((data.spec.seq_len, *data.spec.feature_shape), c.grid, "the dataset's frames")
-        path = ctx.cache_dir / "flow-grid" / f"{self.cache_key(data)}.npy"
-        labels = disentangle.cached_array(path, lambda: compute_labels(data, c.grid, c.top_k, c.method))
-        n = len(data.split("train"))
-        want = (n, data.spec.seq_len, c.grid * c.grid)
-        if tuple(labels.shape) != want:
-            raise disentangle.DisentangleError(
-                f"flow-grid labels in {path} have shape {tuple(labels.shape)}, expected {want}",
-                hint="delete the file; it is recomputed on the next run")
-        self.cache_path = path
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+        return compute_labels(data, c.grid, c.top_k, c.method)
+
+    def prepare(self, data: disentangle.SequenceData, ctx: disentangle.BuildContext) -> None:
+        _check_frames((data.spec.seq_len, *data.spec.feature_shape), self.config.grid, "the dataset's frames")
+        super().prepare(data, ctx)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """Cell logits ``(B, T, grid*grid)`` from ``z_1:T`` ``(B, T, z_t_dim)``."""
-        return self.head(z)
-
-    def loss(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput, model: disentangle.S3VAE) -> torch.Tensor:
-        if self.labels is None:
-            raise disentangle.DisentangleError("flow-grid: prepare() must run before loss()")
-        z = out.z
-        if self.labels.device != z.device:
-            self.labels = self.labels.to(z.device)
-        index = batch["index"].to(self.labels.device, torch.long)
-        target = self.labels[index]  # (B, T, cells)
-        if target.shape[1] != z.shape[1]:
-            raise disentangle.DisentangleError(
-                f"flow-grid labels have {target.shape[1]} time steps but the batch has {z.shape[1]}")
-        target = target / target.sum(-1, keepdim=True).clamp_min(1.0)
-        log_p = F.log_softmax(self.logits(z), dim=-1)
-        return -(target * log_p).sum(-1).mean()
+        return self.predict(z)
 
 
 @disentangle.hookimpl

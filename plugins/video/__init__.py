@@ -1,0 +1,1 @@
+"""Built-in plug-ins for video: the conv encoder/decoder, the flow-grid task and the video datasets."""
