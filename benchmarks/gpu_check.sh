@@ -8,7 +8,7 @@
 # 4. a torchrun launch on the GPU;
 # 5. a longer Sprites run with the fast path (pictures).
 # Each part has its own time limit and writes into OUT_DIR as it goes; a failing part does not stop
-# the others. Set SMOKE=1 for a few-step pass of the same commands (CPU).
+# the others. PARTS=134 runs parts 1, 3 and 4 only. SMOKE=1: a few-step pass of the same commands (CPU).
 set -uo pipefail
 OUT=${1:-benchmarks/results/gpu}
 mkdir -p "$OUT"
@@ -17,33 +17,34 @@ PY=${PY:-python3}
 export DISENTANGLE_CACHE_DIR=${DISENTANGLE_CACHE_DIR:-/tmp/disentangle-cache} PYTHONUNBUFFERED=1
 DEV=${DEVICE:-cuda}
 if [ "${SMOKE:-0}" = 1 ]; then
-  TP="--steps 3 --reference-steps 2 --warmup 1 --batch-sizes 8,16 --set train.batch_size=8 --set data.max_train=64 --set data.max_test=32 --set data.resolution=32 --set model.encoder.channels=[8,8,8] --set model.decoder.channels=[8,8,8]"
+  TP="--steps 3 --reference-steps 2 --warmup 1 --profile --batch-sizes 8,16 --set train.batch_size=8 --set data.max_train=64 --set data.max_test=32 --set data.resolution=32 --set model.encoder.channels=[8,8,8] --set model.decoder.channels=[8,8,8]"
   Q="--set train.max_steps=6 --set data.max_train=64 --set data.max_test=32 --set data.resolution=32 --set train.batch_size=8 --set model.encoder.channels=[8,8,8] --set model.decoder.channels=[8,8,8] --set eval.metrics.0.max_sequences=16"
   QS="--set train.max_steps=6 --set data.num_train=64 --set data.num_test=16 --set eval.metrics.0.max_sequences=16"
   RES=(6 3); LONG="$Q"; TL=600
 else
-  TP="--steps 60 --reference-steps 20 --warmup 5 --compile --scaling --set train.batch_size=128"
+  TP="--steps 40 --reference-steps 15 --warmup 5 --profile --compile --scaling --batch-sizes 64,128,256 --set train.batch_size=128"
   Q="--set train.max_steps=1500 --set train.log_every=50"
   QS="--set train.max_steps=1000"
   RES=(300 150); LONG="--set train.epochs=20 --set train.log_every=100"; TL=1
 fi
 SPR="--set data.root=$SPRITES_ROOT"
+PARTS=${PARTS:-12345}
 step() { echo; echo "=== $1 ($(date +%T))"; }
+want() { [[ "$PARTS" == *"$1"* ]]; }
 lim() { echo $(( $1 * ${TL} > $1 ? $1 * TL : $1 )); }
 
 step "device"
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)") | tee "$OUT/device.txt"
 
-step "1. throughput"
-timeout "$(lim 300)" $PY benchmarks/throughput.py recipes/sprites.toml $SPR $TP --device "$DEV" --out "$OUT/throughput-$DEV.json"
+want 1 && step "1. throughput" && timeout "$(lim 300)" $PY benchmarks/throughput.py recipes/sprites.toml $SPR $TP --device "$DEV" --out "$OUT/throughput-$DEV.json"
 
-step "2. quality: fp32 path vs fast path, short Sprites schedule"
-for v in fp32 fast; do
+want 2 && step "2. quality: fp32 path vs fast path, short Sprites schedule" && for v in fp32 fast; do
   extra=""; [ $v = fp32 ] && extra='--set train.precision="fp32" --set train.data_on_device="loader"'
   timeout "$(lim 150)" $PY benchmarks/quality.py recipes/sprites.toml $SPR $Q $extra --device "$DEV" \
     --run-dir "$OUT/runs/sprites-$v" --out "$OUT/quality-sprites-$v.json" 2>&1 | tail -25
 done
 
+if want 3; then
 step "3. exact resume on $DEV"
 R="$OUT/runs/resume"; rm -rf "$R"
 for name in straight again; do
@@ -64,12 +65,11 @@ out = {"steps": [a["step"], b["step"], c["step"]], "max_abs_diff_resumed_vs_stra
        "max_abs_diff_again_vs_straight": diff(a, c)}
 print(out); Path(sys.argv[2]).write_text(json.dumps(out, indent=2))
 PYEOF
+fi
 
-step "4. torchrun on $DEV"
-timeout "$(lim 90)" $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m disentangle run recipes/quickstart.toml \
-  $QS --set train.max_steps=100 --set eval.images=false --device "$DEV" --run-dir "$OUT/runs/torchrun" 2>&1 | tail -3
+want 4 && step "4. torchrun on $DEV" && timeout "$(lim 90)" $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m disentangle run recipes/quickstart.toml \
+  $QS --set train.max_steps=100 --set eval.images=false --device "$DEV" --run-dir "$OUT/runs/torchrun" 2>&1 | grep -v "━" | tail -40
 
-step "5. longer Sprites run, fast path"
-timeout "$(lim 150)" $PY benchmarks/quality.py recipes/sprites.toml $SPR $LONG --device "$DEV" \
+want 5 && step "5. longer Sprites run, fast path" && timeout "$(lim 150)" $PY benchmarks/quality.py recipes/sprites.toml $SPR $LONG --device "$DEV" \
   --run-dir "$OUT/runs/sprites-long" --out "$OUT/quality-sprites-long.json" 2>&1 | tail -25
 step "done"

@@ -111,6 +111,14 @@ def reference(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
+def endless(trainer: Trainer) -> Iterator[dict[str, Any]]:
+    """The trainer's batches, epoch after epoch."""
+    cfg, epoch = trainer.recipe.train, 0
+    while True:
+        yield from trainer.batches(epoch_batches(len(trainer.split), cfg.batch_size, cfg.seed, epoch), seed=epoch)
+        epoch += 1
+
+
 def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmup: int,
          compile: bool = False) -> dict[str, Any]:
     """The project's own training step (see the module docstring)."""
@@ -125,14 +133,7 @@ def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmu
     trainer.pipe.model.train()
     trainer.pipe.objectives.train()
     cfg = recipe.train
-
-    def forever() -> Iterator[dict[str, Any]]:
-        epoch = 0
-        while True:
-            yield from trainer.batches(epoch_batches(len(trainer.split), cfg.batch_size, cfg.seed, epoch), seed=epoch)
-            epoch += 1
-
-    batches = forever()
+    batches = endless(trainer)
     log = StepLog(None)
 
     def step() -> None:
@@ -146,6 +147,37 @@ def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmu
     log.flush()
     return {"variant": "fast+compile" if compile else "fast", "seconds": seconds, "peak_mb": peak_mb(device),
             "batches": trainer.batches.kind, **trainer.fast, "last_loss": log.last.get("loss")}
+
+
+def profile(recipe: disentangle.Recipe, device: torch.device, n_steps: int = 10) -> dict[str, Any]:
+    """Where the fast step's time goes: host (CPU) time against device time, and the top operators."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(recipe, Path(tmp) / "run", resume=False, device=device, world=disentangle.World(),
+                          registry=disentangle.get_registry(), cache_dir=None, console=Console(stderr=True, quiet=True))
+        trainer.setup()
+    batches = endless(trainer)
+    for _ in range(3):
+        trainer.train_step(next(batches))
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    start = time.perf_counter()
+    with torch_profile(activities=activities) as prof:
+        for _ in range(n_steps):
+            trainer.train_step(next(batches))
+        sync(device)
+    wall = time.perf_counter() - start
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=25)
+    print(table)
+    events = prof.key_averages()
+    return {"steps": n_steps, "wall_ms_per_step": 1000 * wall / n_steps,
+            "device_ms_per_step": sum(e.self_device_time_total for e in events) / 1000 / n_steps
+            if device.type == "cuda" else None,
+            "kernel_launches_per_step": sum(e.count for e in events if e.key.startswith("cudaLaunchKernel")) / n_steps
+            if device.type == "cuda" else None, "table": table}
 
 
 def mi_mws_scaling(device: torch.device, sizes: list[int], t: int = 8, zf: int = 256, zt: int = 32,
@@ -182,32 +214,34 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time train.compile = \"on\"")
     ap.add_argument("--scaling", action="store_true", help="fast path over batch sizes; MI-MWS over M")
     ap.add_argument("--batch-sizes", default="32,64,128,256")
+    ap.add_argument("--profile", action="store_true", help="also profile 10 fast steps (top kernels)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     device = resolve_device(args.device)
     recipe = disentangle.load_recipe(args.recipe, args.overrides)
     b = recipe.train.batch_size
+    out = Path(args.out or f"benchmarks/results/throughput-{device.type}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows = [reference(recipe, device, args.reference_steps or args.steps, args.warmup),
             fast(recipe, device, args.steps, args.warmup)]
     rows[0]["steps"] = args.reference_steps or args.steps
     rows[1]["steps"] = args.steps
-    if args.compile:
-        rows.append({**fast(recipe, device, args.steps, args.warmup, compile=True), "steps": args.steps})
-    for r in rows:
-        r["steps_per_s"] = r["steps"] / r["seconds"]
-        r["sequences_per_s"] = r["steps_per_s"] * b
-        r["ratio"] = r["steps_per_s"] / rows[0]["steps_per_s"]
     result: dict[str, Any] = {
         "recipe": args.recipe, "overrides": args.overrides, "device": str(device), "device_name": device_name(device),
-        "torch": torch.__version__, "batch_size": b, "seq_len": None, "rows": rows}
+        "torch": torch.__version__, "batch_size": b, "rows": rows}
+
+    def save() -> None:  # after every stage, so a run stopped early keeps what it measured
+        for r in rows:
+            r["steps_per_s"] = r["steps"] / r["seconds"]
+            r["sequences_per_s"] = r["steps_per_s"] * b
+            r["ratio"] = r["steps_per_s"] / rows[0]["steps_per_s"]
+        out.write_text(json.dumps(result, indent=2))
+
+    save()
+    if args.profile:
+        result["profile"] = profile(recipe, device)
+        save()
     console = Console()
-    table = Table(title=f"training throughput: {Path(args.recipe).stem}, batch {b}, {device_name(device)}")
-    for col in ("variant", "steps/s", "seq/s", "peak MB", "ratio"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["variant"], f"{r['steps_per_s']:.2f}", f"{r['sequences_per_s']:.0f}",
-                      f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-", f"{r['ratio']:.2f}x")
-    console.print(table)
     if args.scaling:
         import attrs
 
@@ -217,12 +251,25 @@ def main() -> None:
             row = fast(r2, device, args.steps, args.warmup)
             scale_rows.append({"batch_size": bs, "steps_per_s": args.steps / row["seconds"],
                                "sequences_per_s": args.steps * bs / row["seconds"], "peak_mb": row["peak_mb"]})
-        result["batch_scaling"] = scale_rows
-        result["mi_mws"] = mi_mws_scaling(device, [64, 128, 256, 512, 1024])
+            result["batch_scaling"] = scale_rows
+            save()
+        result["mi_mws"] = mi_mws_scaling(device, [64, 128, 256, 512, 1024] if device.type == "cuda" else [16, 32, 64])
+        save()
+    if args.compile:  # last: compiling takes a while
+        rows.append({**fast(recipe, device, args.steps, args.warmup, compile=True), "steps": args.steps})
+        save()
+    table = Table(title=f"training throughput: {Path(args.recipe).stem}, batch {b}, {device_name(device)}")
+    for col in ("variant", "steps/s", "seq/s", "peak MB", "ratio"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["variant"], f"{r['steps_per_s']:.2f}", f"{r['sequences_per_s']:.0f}",
+                      f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-", f"{r['ratio']:.2f}x")
+    console.print(table)
+    if args.scaling:
         t2 = Table(title="fast path against the batch size")
         for col in ("batch", "steps/s", "seq/s", "peak MB"):
             t2.add_column(col)
-        for r in scale_rows:
+        for r in result["batch_scaling"]:
             t2.add_row(str(r["batch_size"]), f"{r['steps_per_s']:.2f}", f"{r['sequences_per_s']:.0f}",
                        f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-")
         console.print(t2)
@@ -232,9 +279,7 @@ def main() -> None:
         for r in result["mi_mws"]:
             t3.add_row(str(r["M"]), f"{r['ms']:.2f}", f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-")
         console.print(t3)
-    out = Path(args.out or f"benchmarks/results/throughput-{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    save()
     print(f"wrote {out}")
 
 

@@ -377,3 +377,37 @@ def test_split_pickles_without_the_array(built):
     assert torch.equal(clone[5]["x"], split[5]["x"]) and clone[5]["labels"] == split[5]["labels"]
     with pytest.raises(IndexError):
         split[9000]
+
+
+def test_a_fresh_split_opens_safely_from_many_threads(built, monkeypatch):
+    """Flow-grid labels read a fresh split from a thread pool: no thread may see it half open."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from disentangle_plugins.video import sprites as mod
+
+    real_load = np.load
+
+    def slow_load(*args, **kwargs):
+        if "mmap_mode" not in kwargs:  # the labels: slow, so that the race window is wide
+            time.sleep(0.05)
+        return real_load(*args, **kwargs)
+
+    def read(i):
+        time.sleep(0.005 * i)
+        return fresh[i]
+
+    monkeypatch.setattr(mod.np, "load", slow_load)
+    fresh = pickle.loads(pickle.dumps(built[0].split("train")))  # not opened yet
+    with ThreadPoolExecutor(8) as pool:
+        items = list(pool.map(read, range(16)))
+    assert [it["labels"] for it in items] == [built[0].split("train")[i]["labels"] for i in range(16)]
+
+
+def test_stored_arrays_decode_to_the_items(built):
+    """The GPU-resident path (stored_x + decode) gives exactly the items of the host path."""
+    split = built[0].split("test")
+    x = split.decode(torch.from_numpy(np.ascontiguousarray(split.stored_x()[:4])))
+    assert torch.equal(x, torch.stack([split[i]["x"] for i in range(4)]))
+    labels = split.stored_labels()
+    assert {k: int(v[3]) for k, v in labels.items()} == split[3]["labels"]

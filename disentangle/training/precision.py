@@ -55,6 +55,7 @@ def configure(model: nn.Module, device: torch.device, precision: str, compile: s
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution kernels once
     for part in (model.encoder, model.decoder):
         if dtype is not None:
             autocast_forward(part, device.type, dtype)

@@ -363,9 +363,13 @@ class SpritesSplit(disentangle.ArraySplit):
         self._labels: np.ndarray | None = None
 
     def _open(self) -> None:
+        # Threads (flow-grid labels) may open a fresh split at once: the labels are set before the
+        # frames, and the frames are what marks the split as open.
         if self._x is None:
-            self._x = np.load(self._x_path, mmap_mode="r")[: self._length]
-            self._labels = np.load(self._labels_path)[: self._length]
+            labels = np.load(self._labels_path)[: self._length]
+            x = np.load(self._x_path, mmap_mode="r")[: self._length]
+            self._labels = labels
+            self._x = x
 
     @property
     def x(self) -> np.ndarray:
