@@ -40,6 +40,8 @@ class ComponentSpec:
     use: str
     config: Any
     weight: float = 1.0
+    weight_warmup: int = 0
+    """Steps over which the weight grows linearly from 0 to ``weight`` (0: constant)."""
 
 
 @attrs.frozen
@@ -49,6 +51,12 @@ class ModelConfig:
     z_f_dim: int = attrs.field(default=256, validator=v.gt(0))
     z_t_dim: int = attrs.field(default=32, validator=v.gt(0))
     hidden_dim: int = attrs.field(default=256, validator=v.gt(0))
+    beta_f: float = attrs.field(default=1.0, validator=[v.ge(0), v.lt(math.inf)])
+    """Weight of KL(q(z_f | x) || p(z_f)) in the loss (1: the ELBO)."""
+    beta_z: float = attrs.field(default=1.0, validator=[v.ge(0), v.lt(math.inf)])
+    """Weight of the summed KL(q(z_t | x_<=t) || p(z_t | z_<t)) in the loss (1: the ELBO)."""
+    kl_warmup: int = attrs.field(default=0, validator=v.ge(0))
+    """Steps over which both KL weights grow linearly from 0 to beta_f / beta_z (0: constant)."""
 
 
 @attrs.frozen
@@ -150,6 +158,7 @@ def _component_dict(spec: ComponentSpec, weighted: bool = False) -> dict[str, An
     out: dict[str, Any] = {"use": spec.use}
     if weighted:
         out["weight"] = spec.weight
+        out["weight_warmup"] = spec.weight_warmup
     out.update(unstructure(spec.config))
     return out
 
@@ -260,12 +269,17 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Regist
         if not isinstance(use, str):
             problems.append((f"{path}.use", f"expected a {kind.name} name (string), got {use!r}"))
             return None
-        weight = 1.0
+        weight, warmup = 1.0, 0
         if kind.weighted:
             weight = table.pop("weight", 1.0)
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
                 problems.append((f"{path}.weight", f"expected a finite number >= 0 (the loss weight λ), got {weight!r}"))
                 weight = 1.0
+            warmup = table.pop("weight_warmup", 0)
+            if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+                problems.append((f"{path}.weight_warmup", "expected a whole number of steps >= 0 over which the "
+                                                          f"weight grows linearly from 0, got {warmup!r}"))
+                warmup = 0
         try:
             comp = registry.get(kind.name, use)
         except DisentangleError as exc:
@@ -273,7 +287,8 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>", registry: Regist
             return None
         config, errs = structure(table, comp.config, path)
         problems.extend(errs)
-        return None if errs else ComponentSpec(kind=kind.name, use=use, config=config, weight=float(weight))
+        return None if errs else ComponentSpec(kind=kind.name, use=use, config=config, weight=float(weight),
+                                                     weight_warmup=int(warmup))
 
     def component_list(kind: Kind, items: Any) -> tuple[ComponentSpec, ...]:
         if not isinstance(items, list):

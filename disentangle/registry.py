@@ -22,9 +22,9 @@ DISABLE_ENV = "DISENTANGLE_DISABLE_PLUGINS"
 KINDS: dict[str, str] = {k.name: k.hook for k in KIND_TABLE}
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 #: Keys the core reads from a component's recipe table itself; configs may not use them.
-RESERVED_KEYS = ("use", "weight")
+RESERVED_KEYS = ("use", "weight", "weight_warmup")
 #: Names of the core's own loss columns in metrics.jsonl; objectives may not take them.
-RESERVED_NAMES = ("loss", "vae", "recon", "step", "epoch")
+RESERVED_NAMES = ("loss", "vae", "recon", "kl_f", "kl_z", "grad_norm", "step", "epoch")
 
 
 @attrs.frozen
@@ -183,8 +183,8 @@ def _registrar(kind: str, plugin: str, staged: list[Component]) -> Callable[...,
             )
         clash = [k for k in RESERVED_KEYS if k in attrs.fields_dict(cfg)]
         if clash:
-            raise TypeError(f"{kind} '{name}': config field(s) {clash} are reserved (the core reads 'use' and "
-                            "'weight' from the recipe table itself); rename them")
+            raise TypeError(f"{kind} '{name}': config field(s) {clash} are reserved (the core reads 'use', "
+                            "'weight' and 'weight_warmup' from the recipe table itself); rename them")
         if name in RESERVED_NAMES:
             raise ValueError(f"{kind} name '{name}' is reserved for the core's loss columns")
         if not callable(factory):

@@ -32,6 +32,7 @@ from disentangle.training.build import Pipeline, build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
 from disentangle.training.rundir import StepLog, environment, truncate_metrics
+from disentangle.training.schedule import loss_weights
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, save_checkpoint,
                                         seed_everything, set_rng_state)
 
@@ -91,6 +92,7 @@ class Trainer:
                 self.console.print(f"preparing {name} …")
                 call_plugin(f"preparing '{name}'", obj.prepare, pipe.data, pipe.ctx)
         self.takes_step = {name: _takes_step(obj.loss) for name, obj in pipe.objectives.items()}
+        self.names = list(pipe.objectives)
         self.params = [p for p in list(pipe.model.parameters()) + list(pipe.objectives.parameters())
                        if p.requires_grad]
         self.fused = self.device.type == "cuda"
@@ -140,9 +142,13 @@ class Trainer:
         pipe, recipe, step = self.pipe, self.recipe, self.step
         out = call_plugin(f"step {step + 1}: the model (encoder '{recipe.encoder.use}', decoder "
                           f"'{recipe.decoder.use}')", pipe.model, batch["x"])
-        loss = out.vae_loss
-        terms = {"loss": loss, "vae": loss, "recon": out.recon_nll.mean(), "kl_f": out.kl_f.mean(),
+        weights = loss_weights(recipe, self.names, step)
+        terms = {"loss": out.vae_loss, "vae": out.vae_loss, "recon": out.recon_nll.mean(), "kl_f": out.kl_f.mean(),
                  "kl_z": out.kl_z.mean()}
+        if weights["kl_f"] == weights["kl_z"] == 1.0:
+            loss = out.vae_loss  # the ELBO as is
+        else:
+            loss = terms["recon"] + weights["kl_f"] * terms["kl_f"] + weights["kl_z"] * terms["kl_z"]
         for name, obj in pipe.objectives.items():
             kwargs = {"step": step} if self.takes_step[name] else {}
             value = call_plugin(f"step {step + 1}: the loss of '{name}'", obj.loss, batch, out, pipe.model, **kwargs)
@@ -152,7 +158,7 @@ class Trainer:
                                        hint="an objective's loss() returns one number for the batch "
                                             "(e.g. .mean() over batch and time)")
             terms[name] = value
-            loss = loss + pipe.weights[name] * value
+            loss = loss + weights[name] * value
         terms["loss"] = loss
         return loss, terms
 
