@@ -4,8 +4,9 @@
 
 ``train.batch_size`` stays the *global* batch: each of the W processes takes every W-th sequence of
 each batch (so it must divide by W), computes its losses on that shard (MI-MWS uses the shard
-size as M, SCC draws negatives within the shard), and the gradients are averaged across processes
-before each optimizer step, so every process holds the same weights. Rank 0 alone writes the run
+size as M, SCC draws negatives within the shard) in one module (``training.loss.TotalLoss``)
+wrapped in ``DistributedDataParallel``, whose all-reduce averages the gradients while backward
+runs, so every process holds the same weights. Checkpoints keep every process's random state. Rank 0 alone writes the run
 directory. CUDA devices use NCCL; CPU processes use Gloo (which is how the tests run it).
 """
 
@@ -94,19 +95,25 @@ def check_batch_size(batch_size: int, world: World) -> None:
                                          "it is the global batch size")
 
 
-def average_gradients(params: Sequence[torch.nn.Parameter], world: World) -> None:
-    """Average gradients across processes in one flat all-reduce (missing gradients count as zero)."""
+def wrap(module: torch.nn.Module, device: torch.device, world: World) -> torch.nn.Module:
+    """``module`` itself in a single process; else ``DistributedDataParallel(module)``, whose bucketed
+    all-reduce averages the gradients across processes while backward runs (parameters that a step
+    does not use are allowed)."""
     if not world.active:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world.size
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset: offset + n].view_as(p).clone()
-        offset += n
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=True)
+
+
+def gather_objects(obj: object, world: World) -> list[object]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process (``[obj]`` without torchrun)."""
+    if not world.active:
+        return [obj]
+    out: list[object] = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def any_true(flag: bool, world: World, device: torch.device) -> bool:

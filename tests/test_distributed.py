@@ -72,3 +72,44 @@ def build_untrained():
     seed_everything(0)
     return build_pipeline(parse_recipe(tomllib.loads(TOY_RECIPE), registry=toy_registry()), "cpu",
                           toy_registry()).model.state_dict()
+
+
+def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, monkeypatch):
+    """With the sampling noise switched off (posterior means), DistributedDataParallel over 2 shards
+    gives the weights of one process on the whole global batch: the averaged shard gradients are the
+    gradient of the global batch mean."""
+    import tomllib
+
+    import disentangle.model
+    from disentangle.recipe import apply_overrides, parse_recipe
+    from disentangle.training import train
+    from toy_plugins import TOY_RECIPE, toy_registry
+
+    overrides = ["train.max_steps=4", "train.checkpoint_every=4", "eval.images=false"]
+    script = tmp_path / "ddp_equal.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, tomllib
+        sys.path.insert(0, {str(TESTS)!r})
+        import disentangle.model
+        disentangle.model.reparameterize = lambda mean, logvar: mean  # no sampling noise
+        from disentangle.recipe import apply_overrides, parse_recipe
+        from disentangle.training import train
+        from toy_plugins import TOY_RECIPE, toy_registry
+        reg = toy_registry()
+        recipe = parse_recipe(apply_overrides(tomllib.loads(TOY_RECIPE), {overrides!r}), registry=reg)
+        train(recipe, {str(tmp_path / "two")!r}, registry=reg)
+    """))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--standalone", str(script)], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    monkeypatch.setattr(disentangle.model, "reparameterize", lambda mean, logvar: mean)
+    reg = toy_registry()
+    train(parse_recipe(apply_overrides(tomllib.loads(TOY_RECIPE), overrides), registry=reg), tmp_path / "one",
+          registry=reg)
+    two = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
+    one = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)
+    assert two["step"] == one["step"] == 4 and len(two["rng_ranks"]) == 2
+    for key, value in one["model"].items():
+        assert torch.allclose(value, two["model"][key], atol=1e-5), key
+    untrained = build_untrained()
+    assert any(not torch.allclose(untrained[k], one["model"][k], atol=1e-4) for k in untrained)

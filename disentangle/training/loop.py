@@ -10,7 +10,6 @@ a non-finite run never writes one.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import time
@@ -32,8 +31,8 @@ from disentangle.training.build import Pipeline, build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
 from disentangle.training.rundir import StepLog, environment, truncate_metrics
-from disentangle.training.schedule import loss_weights
-from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, save_checkpoint,
+from disentangle.training.loss import TotalLoss
+from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, rng_state, save_checkpoint,
                                         seed_everything, set_rng_state)
 
 
@@ -46,14 +45,6 @@ class TrainResult:
     last_losses: dict[str, float]
     eval: dict[str, Any]
     steps_this_run: int = 0
-
-
-def _takes_step(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "step" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 class Trainer:
@@ -91,8 +82,6 @@ class Trainer:
             for name, obj in pipe.objectives.items():
                 self.console.print(f"preparing {name} …")
                 call_plugin(f"preparing '{name}'", obj.prepare, pipe.data, pipe.ctx)
-        self.takes_step = {name: _takes_step(obj.loss) for name, obj in pipe.objectives.items()}
-        self.names = list(pipe.objectives)
         self.params = [p for p in list(pipe.model.parameters()) + list(pipe.objectives.parameters())
                        if p.requires_grad]
         self.fused = self.device.type == "cuda"
@@ -110,6 +99,7 @@ class Trainer:
         # after loading: compiled/autocast forwards do not change parameters or state-dict keys
         self.fast = precision.configure(pipe.model, self.device, cfg.precision, cfg.compile)
         self.batches = choose_batches(self.split, self.device, cfg.data_on_device, cfg.num_workers)
+        self.engine = distributed.wrap(TotalLoss(pipe.model, pipe.objectives, recipe), self.device, world)
         if world.is_main:
             ran = attrs.evolve(recipe, train=attrs.evolve(cfg, device=self.device.type))  # record what ran
             save_recipe(ran, run_dir / "recipe.toml")
@@ -130,46 +120,25 @@ class Trainer:
             group["fused"] = self.fused or None
         self.step = int(ckpt["step"])
         self.has_checkpoint = True
-        set_rng_state(ckpt["rng"])
-        if self.world.active:  # the checkpoint holds rank 0's random state; the others draw anew
-            torch.manual_seed(self.recipe.train.seed * 1_000_003 + self.step * 1009 + self.world.rank)
+        ranks = ckpt.get("rng_ranks") or []
+        if len(ranks) == self.world.size:  # each process continues its own random stream
+            set_rng_state(ranks[self.world.rank])
+        else:
+            set_rng_state(ckpt["rng"])
+            if self.world.active:  # written by another number of processes: the others draw anew
+                torch.manual_seed(self.recipe.train.seed * 1_000_003 + self.step * 1009 + self.world.rank)
         if self.world.is_main:
             truncate_metrics(self.metrics_path, self.step)
         self.console.print(f"resuming {self.run_dir} at step {self.step}/{self.total}")
 
     # ----- one step ------------------------------------------------------------------------------
-    def _losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        pipe, recipe, step = self.pipe, self.recipe, self.step
-        out = call_plugin(f"step {step + 1}: the model (encoder '{recipe.encoder.use}', decoder "
-                          f"'{recipe.decoder.use}')", pipe.model, batch["x"])
-        weights = loss_weights(recipe, self.names, step)
-        terms = {"loss": out.vae_loss, "vae": out.vae_loss, "recon": out.recon_nll.mean(), "kl_f": out.kl_f.mean(),
-                 "kl_z": out.kl_z.mean()}
-        if weights["kl_f"] == weights["kl_z"] == 1.0:
-            loss = out.vae_loss  # the ELBO as is
-        else:
-            loss = terms["recon"] + weights["kl_f"] * terms["kl_f"] + weights["kl_z"] * terms["kl_z"]
-        for name, obj in pipe.objectives.items():
-            kwargs = {"step": step} if self.takes_step[name] else {}
-            value = call_plugin(f"step {step + 1}: the loss of '{name}'", obj.loss, batch, out, pipe.model, **kwargs)
-            if not isinstance(value, torch.Tensor) or value.ndim != 0:
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise DisentangleError(f"step {step + 1}: the loss of '{name}' is {shape}, not a scalar tensor",
-                                       hint="an objective's loss() returns one number for the batch "
-                                            "(e.g. .mean() over batch and time)")
-            terms[name] = value
-            loss = loss + weights[name] * value
-        terms["loss"] = loss
-        return loss, terms
-
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch``; returns the loss terms and the gradient norm as device
         tensors (nothing is read by the host here)."""
         cfg = self.recipe.train
-        loss, terms = self._losses(batch)
+        loss, terms = self.engine(batch, self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        distributed.average_gradients(self.params, self.world)
+        loss.backward()  # under torchrun, DistributedDataParallel averages the gradients during backward
         terms["grad_norm"] = nn.utils.clip_grad_norm_(
             self.params, cfg.grad_clip if cfg.grad_clip is not None else math.inf)
         call_plugin(f"step {self.step + 1}: the optimizer update (train.lr = {cfg.lr:g})", self.optimizer.step)
@@ -207,9 +176,10 @@ class Trainer:
                 "no checkpoint was written"
             raise TrainingError(f"the weights became non-finite by step {self.step}; {kept}",
                                 hint=self._resume_hint("lower train.lr or set train.grad_clip"))
+        ranks = distributed.gather_objects(rng_state(), self.world)  # every process's random state
         if self.world.is_main:
             save_checkpoint(self.ckpt_path, step=self.step, total_steps=self.total, model=self.pipe.model,
-                            objectives=self.pipe.objectives, optimizer=self.optimizer)
+                            objectives=self.pipe.objectives, optimizer=self.optimizer, rng_ranks=ranks)
         self.has_checkpoint = True
 
     # ----- the loop ------------------------------------------------------------------------------
