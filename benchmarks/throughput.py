@@ -36,7 +36,7 @@ from rich.table import Table
 
 import disentangle
 from disentangle.training import Trainer, build_pipeline, resolve_device, seed_everything
-from disentangle.training.data import _Indexed, epoch_batches
+from disentangle.training.data import IndexedSplit, epoch_batches
 from disentangle.training.rundir import StepLog
 
 
@@ -82,7 +82,7 @@ def reference(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_
     params = list(model.parameters()) + list(objectives.parameters())
     opt = torch.optim.Adam(params, lr=recipe.train.lr)
     workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
-    loader = torch.utils.data.DataLoader(_Indexed(pipe.data.split("train")), batch_size=recipe.train.batch_size,
+    loader = torch.utils.data.DataLoader(IndexedSplit(pipe.data.split("train")), batch_size=recipe.train.batch_size,
                                          shuffle=True, drop_last=True, num_workers=workers,
                                          persistent_workers=workers > 0)
 

@@ -19,7 +19,7 @@ import torch
 from disentangle.interfaces import ArraySplit
 
 
-class _Indexed(torch.utils.data.Dataset):
+class IndexedSplit(torch.utils.data.Dataset):
     """Adds each item's position in its split (``batch["index"]``), keeps ``labels`` and ``meta``."""
 
     def __init__(self, split: Any):
@@ -48,7 +48,7 @@ def make_loader(split: Any, batches: Sequence[Sequence[int]], num_workers: int =
                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
     # A private generator: the loader's worker seeds must not draw from the global RNG, or a resumed
     # run would see a different random stream than an uninterrupted one.
-    return torch.utils.data.DataLoader(_Indexed(split), batch_sampler=batches, num_workers=num_workers,
+    return torch.utils.data.DataLoader(IndexedSplit(split), batch_sampler=batches, num_workers=num_workers,
                                        generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory)
 
 
