@@ -31,6 +31,7 @@ from disentangle.training import precision
 from disentangle.training.build import Pipeline, build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
+from disentangle.training.lock import run_lock
 from disentangle.training.rundir import StepLog, environment, truncate_metrics
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, save_checkpoint,
                                         seed_everything, set_rng_state)
@@ -111,6 +112,7 @@ class Trainer:
         if world.is_main:
             ran = attrs.evolve(recipe, train=attrs.evolve(cfg, device=self.device.type))  # record what ran
             save_recipe(ran, run_dir / "recipe.toml")
+            self.recipe_toml = (run_dir / "recipe.toml").read_text()  # saved with every checkpoint
             env = {**environment(self.device, cfg.seed, [p.to_dict() for p in self.registry.plugins]),
                    "world_size": world.size, **self.fast, "batches": self.batches.kind, "fused_adam": self.fused}
             atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
@@ -203,7 +205,8 @@ class Trainer:
                                 hint=self._resume_hint("lower train.lr or set train.grad_clip"))
         if self.world.is_main:
             save_checkpoint(self.ckpt_path, step=self.step, total_steps=self.total, model=self.pipe.model,
-                            objectives=self.pipe.objectives, optimizer=self.optimizer)
+                            objectives=self.pipe.objectives, optimizer=self.optimizer,
+                            recipe=getattr(self, "recipe_toml", None))
         self.has_checkpoint = True
 
     # ----- the loop ------------------------------------------------------------------------------
@@ -255,10 +258,13 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     evaluate it. Under ``torchrun`` every process calls this; see :mod:`disentangle.distributed`."""
     world, dev = distributed.init_world(resolve_device(device or recipe.train.device))
     try:
-        trainer = Trainer(recipe, Path(run_dir), resume=resume, device=dev, world=world,
-                          registry=registry or get_registry(), cache_dir=cache_dir,
-                          console=console or Console(stderr=True, quiet=not world.is_main), on_step=on_step)
-        trainer.setup()
-        return trainer.train()
+        console = console or Console(stderr=True, quiet=not world.is_main)
+        # one writer per run directory: rank 0 holds its lock for the whole run (see training/lock.py)
+        with run_lock(Path(run_dir), say=console.print) if world.is_main else contextlib.nullcontext():
+            trainer = Trainer(recipe, Path(run_dir), resume=resume, device=dev, world=world,
+                              registry=registry or get_registry(), cache_dir=cache_dir,
+                              console=console, on_step=on_step)
+            trainer.setup()
+            return trainer.train()
     finally:
         distributed.shutdown(world)

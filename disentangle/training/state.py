@@ -46,11 +46,16 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, *, step: int, total_steps: int, model: nn.Module, objectives: nn.Module,
-                    optimizer: torch.optim.Optimizer) -> None:
-    """Write ``path`` atomically: readers see the previous checkpoint or this one, never a mix."""
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, "step": step, "total_steps": total_steps,
-                       "model": model.state_dict(), "objectives": objectives.state_dict(),
-                       "optimizer": optimizer.state_dict(), "rng": rng_state()}, path)
+                    optimizer: torch.optim.Optimizer, recipe: str | None = None) -> None:
+    """Write ``path`` atomically: readers see the previous checkpoint or this one, never a mix.
+    ``recipe`` (the resolved recipe's TOML) travels with the weights, so a reader never pairs them
+    with another recipe.toml."""
+    ckpt = {"format": CHECKPOINT_FORMAT, "step": step, "total_steps": total_steps,
+            "model": model.state_dict(), "objectives": objectives.state_dict(),
+            "optimizer": optimizer.state_dict(), "rng": rng_state()}
+    if recipe is not None:
+        ckpt["recipe"] = recipe
+    atomic_torch_save(ckpt, path)
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""Run-directory safety: one writer per run (lock), signals, damaged checkpoints, leftovers, modes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from disentangle.cli import app
+
+runner = CliRunner()
+
+
+def said(result) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+FAST = """
+[data]
+use = "moving-shapes"
+num_train = 32
+num_test = 8
+resolution = 32
+[model]
+z_f_dim = 4
+z_t_dim = 2
+hidden_dim = 8
+[model.encoder]
+use = "conv"
+channels = [4, 4, 4]
+out_dim = 8
+[model.decoder]
+use = "conv"
+channels = [4, 4, 4]
+[train]
+epochs = 1
+batch_size = 8
+checkpoint_every = 2
+device = "cpu"
+[eval]
+images = false
+"""
+
+
+@pytest.fixture
+def fast(tmp_path):
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST)
+    return path
+
+
+def _hold_lock(run_dir: Path) -> subprocess.Popen:
+    code = ("import sys, time; from pathlib import Path; from disentangle.training.lock import run_lock\n"
+            "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_writer_is_refused_and_names_the_holder(fast, tmp_path):
+    run_dir = tmp_path / "run"
+    holder = _hold_lock(run_dir)
+    try:
+        for args in (["run", str(fast), "--run-dir", str(run_dir)], ["run", "--resume", str(run_dir)]):
+            if args[1] == "--resume":
+                (run_dir / "recipe.toml").write_text(FAST)
+            result = runner.invoke(app, args)
+            assert result.exit_code == 1, result.output
+            assert f"in use by process {holder.pid}" in said(result)
+        assert not (run_dir / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    (run_dir / "recipe.toml").unlink()
+    # the holder died without releasing: its lock file is left and taken over with a message
+    assert (run_dir / ".lock").exists()
+    result = runner.invoke(app, ["run", str(fast), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert f"took over the lock of {run_dir} left by process {holder.pid}" in said(result)
+    assert not (run_dir / ".lock").exists()  # released on exit
+
+
+def test_a_failed_run_leaves_no_empty_run_directory(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(FAST.replace("num_train = 32", "num_train = 4"))  # fewer sequences than a batch
+    result = runner.invoke(app, ["run", str(bad), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code != 0
+    assert not (tmp_path / "run").exists()
+
+
+def test_readers_use_the_recipe_stored_with_the_checkpoint(fast, tmp_path):
+    from disentangle.training import load_run
+
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(fast), "--run-dir", str(run_dir)]).exit_code == 0
+    # a writer replacing recipe.toml (another model size) must not pair it with these weights
+    text = (run_dir / "recipe.toml").read_text()
+    (run_dir / "recipe.toml").write_text(text.replace("z_f_dim = 4", "z_f_dim = 6"))
+    pipe = load_run(run_dir, "cpu")
+    assert pipe.recipe.model.z_f_dim == 4
