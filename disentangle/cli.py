@@ -86,7 +86,9 @@ def run(
     """Validate a recipe, then train it, evaluate it and write pictures into a run directory."""
     from disentangle.recipe import load_recipe
     from disentangle.training import read_run_recipe, train
+    from disentangle.training.stop import Stopped
 
+    target = None
     try:
         if device not in (None, "auto", "cpu", "cuda", "mps"):
             raise DisentangleError(f"--device {device!r}: expected cpu, cuda, mps or auto")
@@ -104,14 +106,30 @@ def run(
         worker = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
         result = train(spec, target, resume=is_resume, device=device,
                        console=Console(stderr=True, quiet=True) if worker else err)
+    except Stopped as exc:  # SIGINT/SIGTERM during training: a checkpoint was written
+        print_error(exc)
+        raise typer.Exit(128 + exc.signum)
     except (DisentangleError, OSError) as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: the last checkpoint is kept; continue with "
-                  f"`disentangle run --resume {target}`")
-        raise typer.Exit(130)
+    except KeyboardInterrupt as exc:  # a signal outside the training loop, or a second one
+        _interrupted(target, recipe, str(exc) or "SIGINT")
     if not worker:
         out.print(f"run directory: {result.run_dir}")
+
+
+def _interrupted(target: Path | None, recipe: Path | None, signame: str) -> None:
+    from disentangle.training import CHECKPOINT
+
+    code = 143 if signame == "SIGTERM" else 130
+    if target is not None and (target / CHECKPOINT).is_file():
+        err.print(f"[yellow]interrupted[/] ({signame}): the last checkpoint is kept; continue with "
+                  f"`disentangle run --resume {target}`", soft_wrap=True)
+    elif target is not None and recipe is not None:
+        err.print(f"[yellow]interrupted[/] ({signame}) before the first checkpoint, so there is nothing to "
+                  f"resume; start again with `disentangle run {recipe} --run-dir {target}`", soft_wrap=True)
+    else:
+        err.print(f"[yellow]interrupted[/] ({signame})", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -103,3 +103,59 @@ def test_readers_use_the_recipe_stored_with_the_checkpoint(fast, tmp_path):
     (run_dir / "recipe.toml").write_text(text.replace("z_f_dim = 4", "z_f_dim = 6"))
     pipe = load_run(run_dir, "cpu")
     assert pipe.recipe.model.z_f_dim == 4
+
+
+def _start(args, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "disentangle", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(cond, proc, seconds=120):
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None and not cond():
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+
+
+def test_sigterm_stops_at_a_step_boundary_with_a_checkpoint(fast, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start(["run", str(fast), "--run-dir", str(run_dir), "--set", "train.epochs=200",
+                   "--set", "train.checkpoint_every=1000", "--set", "train.log_every=1000"], tmp_path)
+    metrics = run_dir / "metrics.jsonl"
+    _wait_for(lambda: (run_dir / "environment.json").exists(), proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    said_ = " ".join(stderr.split())
+    assert proc.returncode == 143, stderr
+    assert "stopped by SIGTERM at step" in said_ and f"disentangle run --resume {run_dir}" in said_
+    step = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"]
+    logged = [int(line.split('"step": ')[1].split(",")[0]) for line in metrics.read_text().splitlines()]
+    assert step >= 1 and logged == list(range(1, step + 1))  # the log was flushed up to the checkpoint
+    assert not (run_dir / ".lock").exists()
+
+
+def test_a_signal_before_the_first_checkpoint_says_to_start_again(fast, tmp_path, monkeypatch):
+    """Outside the loop (e.g. while the dataset is built) a signal interrupts at once; with no
+    checkpoint yet, --resume would fail, so the message says how to start again."""
+    import disentangle.training as training
+    from disentangle.training.stop import StopRequest
+
+    stop = StopRequest()
+    with pytest.raises(KeyboardInterrupt):  # not armed: interrupt now
+        stop._handle(signal.SIGTERM, None)
+    stop = StopRequest()
+    stop.armed = True
+    stop._handle(signal.SIGTERM, None)  # armed: only asks the loop to stop
+    assert stop.requested and stop.name == "SIGTERM"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(training, "train", interrupted)
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(fast), "--run-dir", str(run_dir)])
+    assert result.exit_code == 143
+    assert "before the first checkpoint" in said(result) and "--resume" not in said(result)
+    assert f"disentangle run {fast} --run-dir {run_dir}" in said(result)

@@ -32,6 +32,7 @@ from disentangle.training.build import Pipeline, build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
 from disentangle.training.lock import run_lock
+from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
 from disentangle.training.rundir import StepLog, environment, truncate_metrics
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, save_checkpoint,
                                         seed_everything, set_rng_state)
@@ -69,6 +70,7 @@ class Trainer:
         self.step = 0
         self.start_step = 0
         self.has_checkpoint = False
+        self.stop = StopRequest()  # train() connects it to SIGINT/SIGTERM
 
     # ----- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -209,6 +211,19 @@ class Trainer:
                             recipe=getattr(self, "recipe_toml", None))
         self.has_checkpoint = True
 
+    def _stop_requested(self) -> bool:
+        if not self.world.active:
+            return self.stop.requested
+        # every process must stop at the same step: agree at log points
+        return self.step % self.recipe.train.log_every == 0 and \
+            distributed.any_true(self.stop.requested, self.world, self.device)
+
+    def _stop(self, log: StepLog) -> None:
+        self._check(log)  # writes pending log lines; a checkpoint only follows steps checked finite
+        self.save_checkpoint()
+        raise Stopped(f"stopped by {self.stop.name} at step {self.step}/{self.total}; checkpoint written",
+                      hint=f"continue with `disentangle run --resume {self.run_dir}`", signum=self.stop.signum)
+
     # ----- the loop ------------------------------------------------------------------------------
     def train(self) -> TrainResult:
         cfg, world, pipe = self.recipe.train, self.world, self.pipe
@@ -219,6 +234,7 @@ class Trainer:
         log = StepLog(fh, self.on_step)
         with progress_bar(disable=not world.is_main) as prog, (fh or contextlib.nullcontext()):
             task = prog.add_task("training", total=self.total, completed=self.step, info="")
+            self.stop.armed = True
             while self.step < self.total:
                 epoch, offset = divmod(self.step, self.steps_per_epoch)
                 order = epoch_batches(len(self.split), cfg.batch_size, cfg.seed, epoch)[offset:]
@@ -233,8 +249,11 @@ class Trainer:
                         prog.update(task, completed=self.step, info=info)
                     if at_checkpoint:
                         self.save_checkpoint()
+                    if self._stop_requested():  # SIGINT/SIGTERM: flush and check the log, checkpoint, stop
+                        self._stop(log)
                     if self.step >= self.total:
                         break
+        self.stop.armed = False
         self._check(log)
         seconds = time.perf_counter() - start
         if world.is_main and (self.total == 0 or not self.ckpt_path.exists()):
@@ -260,10 +279,12 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     try:
         console = console or Console(stderr=True, quiet=not world.is_main)
         # one writer per run directory: rank 0 holds its lock for the whole run (see training/lock.py)
-        with run_lock(Path(run_dir), say=console.print) if world.is_main else contextlib.nullcontext():
+        with stop_on_signals() as stop, \
+                run_lock(Path(run_dir), say=console.print) if world.is_main else contextlib.nullcontext():
             trainer = Trainer(recipe, Path(run_dir), resume=resume, device=dev, world=world,
                               registry=registry or get_registry(), cache_dir=cache_dir,
                               console=console, on_step=on_step)
+            trainer.stop = stop
             trainer.setup()
             return trainer.train()
     finally:
