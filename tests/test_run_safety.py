@@ -159,3 +159,37 @@ def test_a_signal_before_the_first_checkpoint_says_to_start_again(fast, tmp_path
     assert result.exit_code == 143
     assert "before the first checkpoint" in said(result) and "--resume" not in said(result)
     assert f"disentangle run {fast} --run-dir {run_dir}" in said(result)
+
+
+@pytest.mark.parametrize("content, message", [
+    (torch.zeros(3), "it holds a Tensor, not a dict with format, step"),
+    ({"format": 1, "step": 3, "total_steps": 4, "objectives": {}, "optimizer": {}}, "missing model, rng"),
+    ({"format": 1, "step": 3, "total_steps": 4, "model": [], "objectives": {}, "optimizer": {}, "rng": {}},
+     "model has the wrong type"),
+    (None, "the file is empty (0 bytes)"),
+])
+def test_a_damaged_checkpoint_names_what_is_wrong(tmp_path, content, message):
+    from disentangle import DisentangleError
+    from disentangle.training.state import load_checkpoint
+
+    path = tmp_path / "last.pt"
+    if content is None:
+        path.write_bytes(b"")
+    else:
+        torch.save(content, path)
+    with pytest.raises(DisentangleError) as info:
+        load_checkpoint(path)
+    assert str(path) in info.value.message and message in info.value.message
+
+
+def test_a_state_dict_mismatch_names_the_first_keys(tmp_path):
+    from disentangle import DisentangleError
+    from disentangle.training.state import load_state
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    other = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Linear(5, 2), torch.nn.Linear(2, 2))
+    with pytest.raises(DisentangleError) as info:
+        load_state(model, other.state_dict(), "model", tmp_path / "last.pt")
+    msg = info.value.message
+    assert "unexpected 2.weight, 2.bias" in msg
+    assert "0.weight (5, 3) vs (4, 3)" in msg
