@@ -88,10 +88,119 @@ def track(iterable: Any, total: int, description: str) -> Iterator[Any]:
             prog.advance(task)
 
 
-def cached_array(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Load ``path`` (.npy) if it exists, else compute, save atomically and return."""
-    if path.exists():
-        return np.load(path)
-    array = compute()
+# ----- verified arrays (caches) --------------------------------------------------------------------
+#: Bytes read to fingerprint a file on open: the size, the first block and this many strided blocks.
+SAMPLE_BLOCKS, BLOCK = 64, 4096
+
+
+def note(message: str) -> None:
+    """A one-line notice on stderr (e.g. a cache being rebuilt)."""
+    Console(stderr=True).print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def sample_digest(path: str | os.PathLike) -> str:
+    """A cheap fingerprint of a file's content: SHA-256 of its size and of :data:`SAMPLE_BLOCKS`
+    evenly strided blocks of :data:`BLOCK` bytes (about 256 kB read, whatever the file's size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        h.update(str(size).encode())
+        stride = max(BLOCK, size // SAMPLE_BLOCKS)
+        for offset in range(0, size, stride):
+            fh.seek(offset)
+            h.update(fh.read(BLOCK))
+    return h.hexdigest()[:32]
+
+
+def full_digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def array_record(path: str | os.PathLike, sources: Any = None) -> dict[str, Any]:
+    """What the ``.npy`` file at ``path`` must be when read back: shape, dtype, size in bytes, a
+    sampled and a full SHA-256 of its bytes, and the fingerprint of what it was made from."""
+    shape, dtype = npy_header(path)
+    return {"shape": list(shape), "dtype": str(dtype), "bytes": Path(path).stat().st_size,
+            "sample": sample_digest(path), "sha256": full_digest(path),
+            "sources": None if sources is None else fingerprint(sources)}
+
+
+def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype in a ``.npy`` file's header (reads only the header)."""
+    with open(path, "rb") as fh:
+        major, minor = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    return tuple(shape), dtype
+
+
+def verify_array(path: str | os.PathLike, record: dict[str, Any] | None, sources: Any = None,
+                 full: bool = False) -> str | None:
+    """Why ``path`` does not match ``record`` (None when it does). The default check reads the
+    header and :func:`sample_digest`'s blocks (fast on every open); ``full`` hashes every byte."""
+    path = Path(path)
+    if not path.is_file():
+        return "is missing"
+    if not isinstance(record, dict):
+        return "has no record of what it should hold (written by an older version, or its writer was killed)"
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    try:
+        shape, dtype = npy_header(path)
+    except (OSError, ValueError, EOFError) as exc:
+        return f"cannot be read as an array ({exc or type(exc).__name__})"
+    if list(shape) != record.get("shape") or str(dtype) != record.get("dtype"):
+        return f"holds {dtype} {tuple(shape)}, expected {record.get('dtype')} {tuple(record.get('shape') or ())}"
+    if size != record.get("bytes"):
+        return f"has {size} bytes, expected {record.get('bytes')} (truncated or overwritten)"
+    if sources is not None and record.get("sources") != fingerprint(sources):
+        return "was made from other sources"
+    if sample_digest(path) != record.get("sample"):
+        return "has content that differs from what was written (damaged)"
+    if full and full_digest(path) != record.get("sha256"):
+        return "has content that differs from what was written (damaged; found by a full check)"
+    return None
+
+
+def record_path(path: str | os.PathLike) -> Path:
+    """The record written beside a cached array: ``<name>.npy.record.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".record.json")
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    try:
+        record = json.loads(record_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def save_array(array: np.ndarray, path: str | os.PathLike, sources: Any = None) -> dict[str, Any]:
+    """Save ``array`` atomically to ``path`` (.npy), then its record (what it must be when read)."""
     atomic_save_npy(array, path)
+    record = array_record(path, sources)
+    atomic_write_text(json.dumps(record, indent=1), record_path(path))
+    return record
+
+
+def cached_array(path: Path, compute: Callable[[], np.ndarray], sources: Any = None) -> np.ndarray:
+    """Load ``path`` (.npy) if it exists and matches its record, else compute, save (with a record)
+    and return. A damaged or unrecorded file is rebuilt with a notice naming it."""
+    path = Path(path)
+    if path.exists():
+        reason = verify_array(path, read_record(path), sources)
+        if reason is None:
+            try:
+                return np.load(path)
+            except (OSError, ValueError, EOFError) as exc:
+                reason = f"cannot be read ({exc or type(exc).__name__})"
+        note(f"cache {path} {reason}; rebuilding it")
+    array = compute()
+    save_array(np.asarray(array), path, sources)
     return array
