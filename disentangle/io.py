@@ -6,7 +6,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,14 +36,100 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>`` in temporary names, so a later process can tell a dead writer's leftovers."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+#: ``.<name>.w<host>-<pid>-<random>.tmp``, the temporary files of :func:`atomic_path`.
+_TEMP = re.compile(r"^\..+\.w(?P<host>[A-Za-z0-9_-]*)-(?P<pid>\d+)-[a-z0-9_]+\.tmp$")
+#: Temporary files without a writer tag (older versions) are stale after this many seconds.
+UNTAGGED_TEMP_AGE = 3600
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, say: Callable[[str], None] | None = None) -> list[Path]:
+    """Remove the hidden ``.tmp`` files that killed writers left under ``folder`` (a writer on this
+    host whose process is gone; an untagged or foreign one older than :data:`UNTAGGED_TEMP_AGE`)."""
+    folder, removed = Path(folder), []
+    if not folder.is_dir():
+        return removed
+    host = _writer_tag().rsplit("-", 1)[0]
+    for tmp in folder.rglob(".*.tmp"):
+        try:
+            if not tmp.is_file():
+                continue
+            m = _TEMP.match(tmp.name)
+            if m and m["host"] == host:
+                stale = int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+            else:
+                stale = time.time() - tmp.stat().st_mtime > UNTAGGED_TEMP_AGE
+            if stale:
+                size = tmp.stat().st_size
+                tmp.unlink()
+                removed.append(tmp)
+                if say:
+                    say(f"removed {tmp} ({size / 1e6:.1f} MB), left by a writer that was killed")
+        except OSError:
+            continue
+    return removed
+
+
+def prepare_cache_dir(cache_dir: str | os.PathLike | None, say: Callable[[str], None] | None = None) -> Path:
+    """Before a run builds anything: check the cache folder can be written (a clear error naming it
+    otherwise) and remove what killed writers left in it."""
+    from disentangle.errors import DisentangleError
+
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    hint = f"make it writable, or point {CACHE_ENV} at a folder you may write to"
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DisentangleError(f"cannot create the cache folder {cache_dir}: {exc.strerror}", hint=hint) from None
+    if not os.access(cache_dir, os.W_OK | os.X_OK):
+        raise DisentangleError(f"the cache folder {cache_dir} is not writable", hint=hint)
+    remove_stale_temps(cache_dir, say)
+    return cache_dir
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``,
-    so readers see the old file or the new one, never a partial one."""
+    so readers see the old file or the new one, never a partial one. The file gets the mode the
+    umask gives new files (not mkstemp's 0600); errors name ``path``, not the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.w{_writer_tag()}-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path.name} here: {exc.strerror}", str(path)) from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

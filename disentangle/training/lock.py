@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from disentangle.errors import DisentangleError
+from disentangle.io import remove_stale_temps
 
 try:
     import fcntl
@@ -92,6 +93,7 @@ def run_lock(run_dir: Path, say: Callable[[str], None] = print) -> Iterator[None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(me).encode())
+        remove_stale_temps(run_dir, say)  # half-written files of a killed run
         yield
     finally:
         with contextlib.suppress(OSError):

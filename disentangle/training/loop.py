@@ -24,7 +24,7 @@ from torch import nn
 
 from disentangle import distributed
 from disentangle.errors import DisentangleError, TrainingError
-from disentangle.io import atomic_write_text, progress_bar
+from disentangle.io import atomic_write_text, prepare_cache_dir, progress_bar
 from disentangle.recipe import Recipe, save_recipe
 from disentangle.registry import Registry, get_registry
 from disentangle.training import precision
@@ -81,6 +81,8 @@ class Trainer:
             raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
                                    "or pass another --run-dir")
         distributed.check_batch_size(cfg.batch_size, world)
+        if world.is_main:  # a read-only cache is named before anything is built; killed writers' leftovers go
+            prepare_cache_dir(self.cache_dir, self.console.print)
         seed_everything(cfg.seed)  # the same initial weights in every process
         with distributed.main_first(world):  # rank 0 builds dataset caches, the others read them
             self.pipe = pipe = build_pipeline(recipe, self.device, self.registry, self.cache_dir, world)
