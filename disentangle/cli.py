@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -57,6 +59,16 @@ SetOption = Annotated[
 ]
 
 
+#: Longer runs of text without spaces (e.g. a 100 kB --set value) are shown cut, with their length.
+ECHO_LIMIT = 300  # longer than any sane path
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` with every run longer than ``limit`` characters (no spaces) cut to its start."""
+    return re.sub(rf"[^\s]{{{limit + 1},}}",
+                  lambda m: f"{m.group()[:limit]}… ({len(m.group())} characters)", text)
+
+
 def print_error(exc: DisentangleError | OSError | EOFError) -> int:
     """Print an error (and its hint) on stderr, never a traceback; return the exit code it deserves
     (2 for a recipe error, 1 otherwise)."""
@@ -68,9 +80,9 @@ def print_error(exc: DisentangleError | OSError | EOFError) -> int:
     if isinstance(exc, OSError):  # a file that cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         exc = DisentangleError(f"{where}{exc.strerror or exc}", hint="check the path and its permissions")
-    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(shorten(exc.message))}", highlight=False, markup=True, soft_wrap=True)
     if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]hint:[/] {escape(shorten(exc.hint))}", highlight=False, soft_wrap=True)
     return 2 if isinstance(exc, RecipeError) else 1
 
 
@@ -82,8 +94,8 @@ def _fail(exc: DisentangleError | OSError | EOFError) -> None:
 def run(
     recipe: Annotated[Optional[Path], typer.Argument(help="Recipe TOML file (not needed with --resume).")] = None,
     set_: SetOption = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Where the run is written (default runs/<recipe>-<time>).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last checkpoint.")] = None,
+    run_dir: Annotated[Optional[str], typer.Option(metavar="PATH", help="Where the run is written (default runs/<recipe>-<time>).")] = None,
+    resume: Annotated[Optional[str], typer.Option(metavar="PATH", help="Continue the run in this directory from its last checkpoint.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps or auto (default: the recipe's train.device).")] = None,
 ) -> None:
     """Validate a recipe, then train it, evaluate it and write pictures into a run directory."""
@@ -93,6 +105,11 @@ def run(
 
     target = None
     try:
+        for flag, value in (("--run-dir", run_dir), ("--resume", resume)):
+            if value is not None and not value.strip():
+                raise DisentangleError(f"{flag} is empty", hint=f"pass a folder, e.g. {flag} runs/my-run")
+        run_dir = Path(run_dir) if run_dir is not None else None
+        resume = Path(resume) if resume is not None else None
         if device not in (None, "auto", "cpu", "cuda", "mps"):
             raise DisentangleError(f"--device {device!r}: expected cpu, cuda, mps or auto")
         if resume is not None:

@@ -136,6 +136,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:  # e.g. a full disk: name the file meant, which keeps its old content
+        if exc.filename is not None and Path(exc.filename) != tmp_path:
+            raise
+        raise OSError(exc.errno, f"could not write {path.name} ({exc.strerror}); the previous "
+                      f"{path.name} was kept", str(path)) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

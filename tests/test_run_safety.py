@@ -193,3 +193,51 @@ def test_a_state_dict_mismatch_names_the_first_keys(tmp_path):
     msg = info.value.message
     assert "unexpected 2.weight, 2.bias" in msg
     assert "0.weight (5, 3) vs (4, 3)" in msg
+
+
+@pytest.mark.parametrize("flag", ["--run-dir", "--resume"])
+def test_an_empty_run_dir_is_an_error(fast, flag):
+    result = runner.invoke(app, ["run", str(fast), flag, ""])
+    assert result.exit_code == 1 and f"{flag} is empty" in said(result)
+
+
+def test_an_unwritable_run_dir_or_cache_is_named_before_anything_is_built(fast, tmp_path, monkeypatch):
+    import disentangle.training.loop as loop
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the dataset was built before the run dir / cache were checked")
+
+    monkeypatch.setattr(loop, "build_pipeline", no_build)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    result = runner.invoke(app, ["run", str(fast), "--run-dir", str(a_file / "run")])
+    assert result.exit_code == 1 and f"cannot create run directory {a_file / 'run'}" in said(result)
+    monkeypatch.setenv("DISENTANGLE_CACHE_DIR", str(a_file / "cache"))
+    result = runner.invoke(app, ["run", str(fast), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and f"cannot create the cache folder {a_file / 'cache'}" in said(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_huge_invalid_set_value_is_not_echoed_in_full(fast):
+    result = runner.invoke(app, ["validate", str(fast), "--set", "train.device=" + "a" * 100_000])
+    assert result.exit_code == 2 and "train.device" in result.output
+    assert len(result.output) < 2000 and "(100002 characters)" in said(result)
+
+
+def test_an_unwritable_checkpoint_folder_names_last_pt(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from disentangle.cli import print_error
+    from disentangle.io import atomic_torch_save
+
+    def denied(prefix, suffix, dir):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "abc" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    target = tmp_path / "checkpoints" / "last.pt"
+    with pytest.raises(OSError) as info:
+        atomic_torch_save({"a": 1}, target)
+    assert info.value.filename == str(target)
+    print_error(info.value)  # what the CLI prints: the file meant, not a hidden temporary file
+    printed = " ".join(capsys.readouterr().err.split())
+    assert f"{target}: cannot write last.pt here: Permission denied" in printed and ".tmp" not in printed
