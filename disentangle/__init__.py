@@ -30,11 +30,14 @@ from disentangle.interfaces import (
 from disentangle.io import (
     atomic_path,
     atomic_save_npy,
+    array_record,
     atomic_torch_save,
     cached_array,
     default_cache_dir,
     fingerprint,
+    note,
     track,
+    verify_array,
 )
 from disentangle.model import S3VAE, S3VAEOutput, gaussian_kl, gaussian_log_density
 from disentangle.optional import require
@@ -81,6 +84,7 @@ __all__ = [
     "atomic_path",
     "atomic_save_npy",
     "atomic_torch_save",
+    "array_record",
     "build_pipeline",
     "cached_array",
     "default_cache_dir",
@@ -94,9 +98,11 @@ __all__ = [
     "load_recipe",
     "load_registry",
     "load_run",
+    "note",
     "require",
     "sample",
     "track",
     "train",
+    "verify_array",
     "validators",
 ]

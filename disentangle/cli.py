@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -57,21 +59,34 @@ SetOption = Annotated[
 ]
 
 
-def print_error(exc: DisentangleError | OSError) -> int:
+#: Longer runs of text without spaces (e.g. a 100 kB --set value) are shown cut, with their length.
+ECHO_LIMIT = 300  # longer than any sane path
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` with every run longer than ``limit`` characters (no spaces) cut to its start."""
+    return re.sub(rf"[^\s]{{{limit + 1},}}",
+                  lambda m: f"{m.group()[:limit]}… ({len(m.group())} characters)", text)
+
+
+def print_error(exc: DisentangleError | OSError | EOFError) -> int:
     """Print an error (and its hint) on stderr, never a traceback; return the exit code it deserves
     (2 for a recipe error, 1 otherwise)."""
     from disentangle.recipe import RecipeError
 
+    if isinstance(exc, EOFError):  # numpy on a cut-short file; click would print a bare "Aborted."
+        exc = DisentangleError(f"a file ended early while reading it: {exc}",
+                               hint="a cache may be damaged: `disentangle cache verify` names it")
     if isinstance(exc, OSError):  # a file that cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         exc = DisentangleError(f"{where}{exc.strerror or exc}", hint="check the path and its permissions")
-    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(shorten(exc.message))}", highlight=False, markup=True, soft_wrap=True)
     if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]hint:[/] {escape(shorten(exc.hint))}", highlight=False, soft_wrap=True)
     return 2 if isinstance(exc, RecipeError) else 1
 
 
-def _fail(exc: DisentangleError | OSError) -> None:
+def _fail(exc: DisentangleError | OSError | EOFError) -> None:
     raise typer.Exit(print_error(exc))
 
 
@@ -79,15 +94,22 @@ def _fail(exc: DisentangleError | OSError) -> None:
 def run(
     recipe: Annotated[Optional[Path], typer.Argument(help="Recipe TOML file (not needed with --resume).")] = None,
     set_: SetOption = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Where the run is written (default runs/<recipe>-<time>).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last checkpoint.")] = None,
+    run_dir: Annotated[Optional[str], typer.Option(metavar="PATH", help="Where the run is written (default runs/<recipe>-<time>).")] = None,
+    resume: Annotated[Optional[str], typer.Option(metavar="PATH", help="Continue the run in this directory from its last checkpoint.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps or auto (default: the recipe's train.device).")] = None,
 ) -> None:
     """Validate a recipe, then train it, evaluate it and write pictures into a run directory."""
     from disentangle.recipe import load_recipe
     from disentangle.training import read_run_recipe, train
+    from disentangle.training.stop import Stopped
 
+    target = None
     try:
+        for flag, value in (("--run-dir", run_dir), ("--resume", resume)):
+            if value is not None and not value.strip():
+                raise DisentangleError(f"{flag} is empty", hint=f"pass a folder, e.g. {flag} runs/my-run")
+        run_dir = Path(run_dir) if run_dir is not None else None
+        resume = Path(resume) if resume is not None else None
         if device not in (None, "auto", "cpu", "cuda", "mps"):
             raise DisentangleError(f"--device {device!r}: expected cpu, cuda, mps or auto")
         if resume is not None:
@@ -104,14 +126,30 @@ def run(
         worker = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 talks
         result = train(spec, target, resume=is_resume, device=device,
                        console=Console(stderr=True, quiet=True) if worker else err)
-    except (DisentangleError, OSError) as exc:
+    except Stopped as exc:  # SIGINT/SIGTERM during training: a checkpoint was written
+        print_error(exc)
+        raise typer.Exit(128 + exc.signum)
+    except (DisentangleError, OSError, EOFError) as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: the last checkpoint is kept; continue with "
-                  f"`disentangle run --resume {target}`")
-        raise typer.Exit(130)
+    except KeyboardInterrupt as exc:  # a signal outside the training loop, or a second one
+        _interrupted(target, recipe, str(exc) or "SIGINT")
     if not worker:
         out.print(f"run directory: {result.run_dir}")
+
+
+def _interrupted(target: Path | None, recipe: Path | None, signame: str) -> None:
+    from disentangle.training import CHECKPOINT
+
+    code = 143 if signame == "SIGTERM" else 130
+    if target is not None and (target / CHECKPOINT).is_file():
+        err.print(f"[yellow]interrupted[/] ({signame}): the last checkpoint is kept; continue with "
+                  f"`disentangle run --resume {target}`", soft_wrap=True)
+    elif target is not None and recipe is not None:
+        err.print(f"[yellow]interrupted[/] ({signame}) before the first checkpoint, so there is nothing to "
+                  f"resume; start again with `disentangle run {recipe} --run-dir {target}`", soft_wrap=True)
+    else:
+        err.print(f"[yellow]interrupted[/] ({signame})", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -220,7 +258,7 @@ def sample(
         with atomic_path(out_file) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, keep=np.array(keep), **arrays)
-    except (DisentangleError, OSError) as exc:
+    except (DisentangleError, OSError, EOFError) as exc:
         _fail(exc)
     seqs = arrays["sequences"]
     out.print(f"wrote {out_file}: sequences {seqs.dtype} {tuple(seqs.shape)}, labels "
@@ -239,8 +277,83 @@ def evaluate(
     try:
         pipe = load_run(run_dir, device, overrides=tuple(set_ or ()))
         do_evaluate(pipe, run_dir, console=err)
-    except (DisentangleError, OSError) as exc:
+    except (DisentangleError, OSError, EOFError) as exc:
         _fail(exc)
+
+
+cache_app = typer.Typer(name="cache", help="Where caches live, their sizes and state; verify or clear them.",
+                        no_args_is_help=True, cls=_Group)
+app.add_typer(cache_app)
+CacheDirOption = Annotated[Optional[Path], typer.Option(
+    "--cache-dir", help="The cache folder (default: $DISENTANGLE_CACHE_DIR, else ~/.cache/disentangle).")]
+
+
+def _cache_dir(cache_dir: Path | None) -> Path:
+    from disentangle.io import default_cache_dir
+
+    return cache_dir or default_cache_dir()
+
+
+def _cache_table(found, title: str) -> None:
+    table = Table(title=title)
+    for col in ("entry", "kind", "size", "state"):
+        table.add_column(col, overflow="fold")
+    for e in found:
+        table.add_row(str(e.path), e.kind, f"{e.bytes / 1e6:.1f} MB",
+                      "[green]ok[/]" if e.ok else f"[red]{e.state}[/]")
+    out.print(table)
+
+
+@cache_app.command("list")
+def cache_list(cache_dir: CacheDirOption = None) -> None:
+    """List cache entries: path, size and state (a fast check: header, size, sampled bytes)."""
+    from disentangle import cache
+
+    where = _cache_dir(cache_dir)
+    found = list(cache.entries(where))
+    _cache_table(found, f"caches in {where}: {sum(e.bytes for e in found) / 1e6:.1f} MB")
+
+
+@cache_app.command("verify")
+def cache_verify(cache_dir: CacheDirOption = None) -> None:
+    """Check every byte of every cache entry against its record; exit 1 if any is damaged."""
+    from disentangle import cache
+
+    where = _cache_dir(cache_dir)
+    found = list(cache.entries(where, full=True))
+    _cache_table(found, f"caches in {where}")
+    bad = [e for e in found if not e.ok]
+    if bad:
+        err.print(f"{len(bad)} damaged or unrecorded entr{'y' if len(bad) == 1 else 'ies'}; remove with "
+                  "`disentangle cache clear --damaged` (they are rebuilt on next use)", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Entries to remove (as `cache list` shows them).")] = None,
+    damaged: Annotated[bool, typer.Option("--damaged", help="Remove every entry that is not ok.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Remove every entry.")] = False,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Remove cache entries (they are rebuilt when next needed)."""
+    from disentangle import cache
+
+    where = _cache_dir(cache_dir)
+    if not (paths or damaged or all_):
+        _fail(DisentangleError("nothing to clear", hint="name entries, or pass --damaged or --all"))
+    found = list(cache.entries(where))
+    chosen = [e.path for e in found if all_ or (damaged and not e.ok)]
+    for p in paths or []:
+        p = p.resolve() if p.exists() else p
+        if not p.exists() or where.resolve() not in p.resolve().parents:
+            _fail(DisentangleError(f"{p} is not an entry of the cache {where}", hint="see `disentangle cache list`"))
+        chosen.append(p)
+    freed = 0
+    for p in dict.fromkeys(chosen):
+        freed += cache.clear(p)
+        out.print(f"removed {p}")
+    out.print(f"freed {freed / 1e6:.1f} MB")
 
 
 def build_app(registry=None) -> typer.Typer:
@@ -254,6 +367,7 @@ def build_app(registry=None) -> typer.Typer:
         registry = get_registry()
     full = typer.Typer(**_APP_SETTINGS)
     full.registered_commands = list(app.registered_commands)
+    full.registered_groups = list(app.registered_groups)
     for plugin, pm in registry.managers.items():
         before = len(full.registered_commands)
         taken = {_command_name(c) for c in full.registered_commands}

@@ -6,7 +6,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,20 +36,111 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>`` in temporary names, so a later process can tell a dead writer's leftovers."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+#: ``.<name>.w<host>-<pid>-<random>.tmp``, the temporary files of :func:`atomic_path`.
+_TEMP = re.compile(r"^\..+\.w(?P<host>[A-Za-z0-9_-]*)-(?P<pid>\d+)-[a-z0-9_]+\.tmp$")
+#: Temporary files without a writer tag (older versions) are stale after this many seconds.
+UNTAGGED_TEMP_AGE = 3600
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, say: Callable[[str], None] | None = None) -> list[Path]:
+    """Remove the hidden ``.tmp`` files that killed writers left under ``folder`` (a writer on this
+    host whose process is gone; an untagged or foreign one older than :data:`UNTAGGED_TEMP_AGE`)."""
+    folder, removed = Path(folder), []
+    if not folder.is_dir():
+        return removed
+    host = _writer_tag().rsplit("-", 1)[0]
+    for tmp in folder.rglob(".*.tmp"):
+        try:
+            if not tmp.is_file():
+                continue
+            m = _TEMP.match(tmp.name)
+            if m and m["host"] == host:
+                stale = int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+            else:
+                stale = time.time() - tmp.stat().st_mtime > UNTAGGED_TEMP_AGE
+            if stale:
+                size = tmp.stat().st_size
+                tmp.unlink()
+                removed.append(tmp)
+                if say:
+                    say(f"removed {tmp} ({size / 1e6:.1f} MB), left by a writer that was killed")
+        except OSError:
+            continue
+    return removed
+
+
+def prepare_cache_dir(cache_dir: str | os.PathLike | None, say: Callable[[str], None] | None = None) -> Path:
+    """Before a run builds anything: check the cache folder can be written (a clear error naming it
+    otherwise) and remove what killed writers left in it."""
+    from disentangle.errors import DisentangleError
+
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    hint = f"make it writable, or point {CACHE_ENV} at a folder you may write to"
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DisentangleError(f"cannot create the cache folder {cache_dir}: {exc.strerror}", hint=hint) from None
+    if not os.access(cache_dir, os.W_OK | os.X_OK):
+        raise DisentangleError(f"the cache folder {cache_dir} is not writable", hint=hint)
+    remove_stale_temps(cache_dir, say)
+    return cache_dir
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``,
-    so readers see the old file or the new one, never a partial one."""
+    so readers see the old file or the new one, never a partial one. The file gets the mode the
+    umask gives new files (not mkstemp's 0600); errors name ``path``, not the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.w{_writer_tag()}-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path.name} here: {exc.strerror}", str(path)) from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:  # e.g. a full disk: name the file meant, which keeps its old content
+        if exc.filename is not None and Path(exc.filename) != tmp_path:
+            raise
+        raise OSError(exc.errno, f"could not write {path.name} ({exc.strerror}); the previous "
+                      f"{path.name} was kept", str(path)) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -88,10 +182,119 @@ def track(iterable: Any, total: int, description: str) -> Iterator[Any]:
             prog.advance(task)
 
 
-def cached_array(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Load ``path`` (.npy) if it exists, else compute, save atomically and return."""
-    if path.exists():
-        return np.load(path)
-    array = compute()
+# ----- verified arrays (caches) --------------------------------------------------------------------
+#: Bytes read to fingerprint a file on open: the size, the first block and this many strided blocks.
+SAMPLE_BLOCKS, BLOCK = 64, 4096
+
+
+def note(message: str) -> None:
+    """A one-line notice on stderr (e.g. a cache being rebuilt)."""
+    Console(stderr=True).print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def sample_digest(path: str | os.PathLike) -> str:
+    """A cheap fingerprint of a file's content: SHA-256 of its size and of :data:`SAMPLE_BLOCKS`
+    evenly strided blocks of :data:`BLOCK` bytes (about 256 kB read, whatever the file's size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        h.update(str(size).encode())
+        stride = max(BLOCK, size // SAMPLE_BLOCKS)
+        for offset in range(0, size, stride):
+            fh.seek(offset)
+            h.update(fh.read(BLOCK))
+    return h.hexdigest()[:32]
+
+
+def full_digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def array_record(path: str | os.PathLike, sources: Any = None) -> dict[str, Any]:
+    """What the ``.npy`` file at ``path`` must be when read back: shape, dtype, size in bytes, a
+    sampled and a full SHA-256 of its bytes, and the fingerprint of what it was made from."""
+    shape, dtype = npy_header(path)
+    return {"shape": list(shape), "dtype": str(dtype), "bytes": Path(path).stat().st_size,
+            "sample": sample_digest(path), "sha256": full_digest(path),
+            "sources": None if sources is None else fingerprint(sources)}
+
+
+def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype in a ``.npy`` file's header (reads only the header)."""
+    with open(path, "rb") as fh:
+        major, minor = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    return tuple(shape), dtype
+
+
+def verify_array(path: str | os.PathLike, record: dict[str, Any] | None, sources: Any = None,
+                 full: bool = False) -> str | None:
+    """Why ``path`` does not match ``record`` (None when it does). The default check reads the
+    header and :func:`sample_digest`'s blocks (fast on every open); ``full`` hashes every byte."""
+    path = Path(path)
+    if not path.is_file():
+        return "is missing"
+    if not isinstance(record, dict):
+        return "has no record of what it should hold (written by an older version, or its writer was killed)"
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    try:
+        shape, dtype = npy_header(path)
+    except (OSError, ValueError, EOFError) as exc:
+        return f"cannot be read as an array ({exc or type(exc).__name__})"
+    if list(shape) != record.get("shape") or str(dtype) != record.get("dtype"):
+        return f"holds {dtype} {tuple(shape)}, expected {record.get('dtype')} {tuple(record.get('shape') or ())}"
+    if size != record.get("bytes"):
+        return f"has {size} bytes, expected {record.get('bytes')} (truncated or overwritten)"
+    if sources is not None and record.get("sources") != fingerprint(sources):
+        return "was made from other sources"
+    if sample_digest(path) != record.get("sample"):
+        return "has content that differs from what was written (damaged)"
+    if full and full_digest(path) != record.get("sha256"):
+        return "has content that differs from what was written (damaged; found by a full check)"
+    return None
+
+
+def record_path(path: str | os.PathLike) -> Path:
+    """The record written beside a cached array: ``<name>.npy.record.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".record.json")
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    try:
+        record = json.loads(record_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def save_array(array: np.ndarray, path: str | os.PathLike, sources: Any = None) -> dict[str, Any]:
+    """Save ``array`` atomically to ``path`` (.npy), then its record (what it must be when read)."""
     atomic_save_npy(array, path)
+    record = array_record(path, sources)
+    atomic_write_text(json.dumps(record, indent=1), record_path(path))
+    return record
+
+
+def cached_array(path: Path, compute: Callable[[], np.ndarray], sources: Any = None) -> np.ndarray:
+    """Load ``path`` (.npy) if it exists and matches its record, else compute, save (with a record)
+    and return. A damaged or unrecorded file is rebuilt with a notice naming it."""
+    path = Path(path)
+    if path.exists():
+        reason = verify_array(path, read_record(path), sources)
+        if reason is None:
+            try:
+                return np.load(path)
+            except (OSError, ValueError, EOFError) as exc:
+                reason = f"cannot be read ({exc or type(exc).__name__})"
+        note(f"cache {path} {reason}; rebuilding it")
+    array = compute()
+    save_array(np.asarray(array), path, sources)
     return array

@@ -147,11 +147,11 @@ class PseudoLabelTask(Task):
     def prepare(self, data: SequenceData, ctx: BuildContext) -> None:
         """Load the cached labels of ``data`` or compute and cache them; check their shape."""
         path = self.cache_file(data, ctx)
-        cached = cached_array(path, lambda: self.compute_labels(data))
+        cached = cached_array(path, lambda: self.compute_labels(data), sources=self.cache_key(data))
         want = self.cache_shape(data)
         if tuple(cached.shape) != tuple(want):
             raise DisentangleError(f"{self.name} labels in {path} have shape {tuple(cached.shape)}, expected {want}",
-                                   hint="delete the file; it is recomputed on the next run")
+                                   hint=f"`disentangle cache clear {path}`; it is recomputed on the next run")
         targets = np.asarray(self.make_targets(cached), dtype=np.float32)
         if targets.shape != self.target_shape(data):
             raise DisentangleError(

@@ -95,12 +95,18 @@ def test_cached_once_keyed_by_data_name_version_and_params(tmp_path):
     assert cls.calls == 3
 
 
-def test_stale_cache_names_the_file(tmp_path):
+def test_stale_cache_names_the_file(tmp_path, capsys):
+    from disentangle.io import save_array
+
     cls, task, ctx, data = setup(tmp_path)
-    disentangle.atomic_save_npy(np.zeros((N + 1, T, W), np.float32), task.cache_file(data, ctx))
-    with pytest.raises(disentangle.DisentangleError, match="delete the file") as info:
+    path = task.cache_file(data, ctx)
+    disentangle.atomic_save_npy(np.zeros((N + 1, T, W), np.float32), path)  # no record: rebuilt
+    task.prepare(data, ctx)
+    assert f"cache {path} has no record" in " ".join(capsys.readouterr().err.split())
+    save_array(np.zeros((N + 1, T, W), np.float32), path, task.cache_key(data))  # recorded, wrong shape
+    with pytest.raises(disentangle.DisentangleError, match="disentangle cache clear") as info:
         task.prepare(data, ctx)
-    assert str(task.cache_file(data, ctx)) in info.value.message and "(7, 4, 3)" in info.value.message
+    assert str(path) in info.value.message and "(7, 4, 3)" in info.value.message
 
 
 def test_wrong_shape_from_compute_labels(tmp_path):

@@ -411,3 +411,46 @@ def test_stored_arrays_decode_to_the_items(built):
     assert torch.equal(x, torch.stack([split[i]["x"] for i in range(4)]))
     labels = split.stored_labels()
     assert {k: int(v[3]) for k, v in labels.items()} == split[3]["labels"]
+
+
+def _cache_copy(data, tmp_path: Path, damaged: str) -> Path:
+    """A copy of the built cache (big files linked) with ``damaged`` copied so it can be changed."""
+    copy = tmp_path / data.cache_path.name
+    copy.mkdir()
+    for f in data.cache_path.iterdir():
+        if f.name == damaged or f.suffix == ".json":
+            shutil.copy(f, copy / f.name)
+        else:
+            (copy / f.name).symlink_to(f)
+    return copy / damaged
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-100]), "truncated"),
+    (lambda p: p.write_bytes(p.read_bytes()[:128] + bytes(len(p.read_bytes()) - 128)), "differs from what was written"),
+])
+def test_a_damaged_cache_file_is_named_and_rebuilt(built, root, tmp_path, monkeypatch, capsys, damage, reason):
+    data, cache = built
+    damage(_cache_copy(data, tmp_path, "test_labels.npy"))
+    calls = []
+
+    def fake_build(root_, out_dir, resolution, key):
+        calls.append(Path(out_dir))
+        return json.loads((data.cache_path / "manifest.json").read_text())
+
+    monkeypatch.setattr(sprites, "build", fake_build)
+    Sprites(Sprites.Config(root=str(root), resolution=32), _ctx(tmp_path))
+    assert calls == [tmp_path / data.cache_path.name]
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"{tmp_path / data.cache_path.name / 'test_labels.npy'} {reason}" in said.replace("( ", "(") \
+        or reason in said and "test_labels.npy" in said
+
+
+def test_a_damaged_split_file_is_an_error_also_when_a_cache_exists(built, root, tmp_path):
+    data, cache = built
+    linked = _linked_root(root, tmp_path / "root")
+    (linked / "split_seed423.json").unlink()
+    (linked / "split_seed423.json").write_text("{not json")
+    with pytest.raises(disentangle.DisentangleError, match="split file"):
+        Sprites(Sprites.Config(root=str(linked), resolution=32), _ctx(cache))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -63,8 +64,11 @@ def load_run(run_dir: str | Path, device: str = "auto", registry: Registry | Non
     run_dir = Path(run_dir)
     recipe = read_run_recipe(run_dir, overrides, registry)
     dev = resolve_device(device)
-    pipe = build_pipeline(recipe, dev, registry)
     ckpt = load_checkpoint(run_dir / CHECKPOINT, dev)
+    if isinstance(ckpt.get("recipe"), str):  # the recipe the weights were trained with (a run may be writing)
+        raw = tomllib.loads(ckpt["recipe"])
+        recipe = parse_recipe(apply_overrides(raw, overrides), str(run_dir / "recipe.toml"), registry)
+    pipe = build_pipeline(recipe, dev, registry)
     load_state(pipe.model, ckpt["model"], "model", run_dir / CHECKPOINT)
     load_state(pipe.objectives, ckpt["objectives"], "task/regularizer state", run_dir / CHECKPOINT)
     pipe.model.eval()

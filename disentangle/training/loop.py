@@ -23,13 +23,15 @@ from torch import nn
 
 from disentangle import distributed
 from disentangle.errors import DisentangleError, TrainingError
-from disentangle.io import atomic_write_text, progress_bar
+from disentangle.io import atomic_write_text, prepare_cache_dir, progress_bar
 from disentangle.recipe import Recipe, save_recipe
 from disentangle.registry import Registry, get_registry
 from disentangle.training import precision
 from disentangle.training.build import Pipeline, build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
+from disentangle.training.lock import run_lock
+from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
 from disentangle.training.rundir import StepLog, environment, truncate_metrics
 from disentangle.training.loss import TotalLoss
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, rng_state, save_checkpoint,
@@ -60,6 +62,7 @@ class Trainer:
         self.step = 0
         self.start_step = 0
         self.has_checkpoint = False
+        self.stop = StopRequest()  # train() connects it to SIGINT/SIGTERM
 
     # ----- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -70,6 +73,8 @@ class Trainer:
             raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
                                    "or pass another --run-dir")
         distributed.check_batch_size(cfg.batch_size, world)
+        if world.is_main:  # a read-only cache is named before anything is built; killed writers' leftovers go
+            prepare_cache_dir(self.cache_dir, self.console.print)
         seed_everything(cfg.seed)  # the same initial weights in every process
         with distributed.main_first(world):  # rank 0 builds dataset caches, the others read them
             self.pipe = pipe = build_pipeline(recipe, self.device, self.registry, self.cache_dir, world)
@@ -103,6 +108,7 @@ class Trainer:
         if world.is_main:
             ran = attrs.evolve(recipe, train=attrs.evolve(cfg, device=self.device.type))  # record what ran
             save_recipe(ran, run_dir / "recipe.toml")
+            self.recipe_toml = (run_dir / "recipe.toml").read_text()  # saved with every checkpoint
             env = {**environment(self.device, cfg.seed, [p.to_dict() for p in self.registry.plugins]),
                    "world_size": world.size, **self.fast, "batches": self.batches.kind, "fused_adam": self.fused}
             atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
@@ -179,8 +185,22 @@ class Trainer:
         ranks = distributed.gather_objects(rng_state(), self.world)  # every process's random state
         if self.world.is_main:
             save_checkpoint(self.ckpt_path, step=self.step, total_steps=self.total, model=self.pipe.model,
-                            objectives=self.pipe.objectives, optimizer=self.optimizer, rng_ranks=ranks)
+                            objectives=self.pipe.objectives, optimizer=self.optimizer, rng_ranks=ranks,
+                            recipe=getattr(self, "recipe_toml", None))
         self.has_checkpoint = True
+
+    def _stop_requested(self) -> bool:
+        if not self.world.active:
+            return self.stop.requested
+        # every process must stop at the same step: agree at log points
+        return self.step % self.recipe.train.log_every == 0 and \
+            distributed.any_true(self.stop.requested, self.world, self.device)
+
+    def _stop(self, log: StepLog) -> None:
+        self._check(log)  # writes pending log lines; a checkpoint only follows steps checked finite
+        self.save_checkpoint()
+        raise Stopped(f"stopped by {self.stop.name} at step {self.step}/{self.total}; checkpoint written",
+                      hint=f"continue with `disentangle run --resume {self.run_dir}`", signum=self.stop.signum)
 
     # ----- the loop ------------------------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -192,6 +212,7 @@ class Trainer:
         log = StepLog(fh, self.on_step)
         with progress_bar(disable=not world.is_main) as prog, (fh or contextlib.nullcontext()):
             task = prog.add_task("training", total=self.total, completed=self.step, info="")
+            self.stop.armed = True
             while self.step < self.total:
                 epoch, offset = divmod(self.step, self.steps_per_epoch)
                 order = epoch_batches(len(self.split), cfg.batch_size, cfg.seed, epoch)[offset:]
@@ -206,8 +227,11 @@ class Trainer:
                         prog.update(task, completed=self.step, info=info)
                     if at_checkpoint:
                         self.save_checkpoint()
+                    if self._stop_requested():  # SIGINT/SIGTERM: flush and check the log, checkpoint, stop
+                        self._stop(log)
                     if self.step >= self.total:
                         break
+        self.stop.armed = False
         self._check(log)
         seconds = time.perf_counter() - start
         if world.is_main and (self.total == 0 or not self.ckpt_path.exists()):
@@ -231,10 +255,15 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     evaluate it. Under ``torchrun`` every process calls this; see :mod:`disentangle.distributed`."""
     world, dev = distributed.init_world(resolve_device(device or recipe.train.device))
     try:
-        trainer = Trainer(recipe, Path(run_dir), resume=resume, device=dev, world=world,
-                          registry=registry or get_registry(), cache_dir=cache_dir,
-                          console=console or Console(stderr=True, quiet=not world.is_main), on_step=on_step)
-        trainer.setup()
-        return trainer.train()
+        console = console or Console(stderr=True, quiet=not world.is_main)
+        # one writer per run directory: rank 0 holds its lock for the whole run (see training/lock.py)
+        with stop_on_signals() as stop, \
+                run_lock(Path(run_dir), say=console.print) if world.is_main else contextlib.nullcontext():
+            trainer = Trainer(recipe, Path(run_dir), resume=resume, device=dev, world=world,
+                              registry=registry or get_registry(), cache_dir=cache_dir,
+                              console=console, on_step=on_step)
+            trainer.stop = stop
+            trainer.setup()
+            return trainer.train()
     finally:
         distributed.shutdown(world)

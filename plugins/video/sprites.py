@@ -25,8 +25,9 @@ that. Reconstruction errors differ slightly between the two, so report the choic
 
 The composited set is built once into ``<cache_dir>/sprites-<key>/`` as uint8 ``.npy`` arrays (key:
 the SHA-256 of the 25 layer PNGs, the resolution and :data:`PROTOCOL_VERSION`) and then memory-mapped,
-so later runs start instantly. A ``manifest.json`` written last marks a finished build; a build that
-was killed before it is redone.
+so later runs start instantly. A ``manifest.json`` written last marks a finished build (a build that
+was killed before it is redone) and records each file's shape, dtype, size and content digests; every
+open checks them (header, size and a strided sample of the bytes) and rebuilds a damaged cache.
 """
 
 import hashlib
@@ -340,6 +341,9 @@ def build(root: str | os.PathLike, out_dir: str | os.PathLike, resolution: int =
         "resolution": resolution,
         "label_columns": list(LABEL_COLUMNS),
         "shapes": {f"{name}_x": list(arrays[name].shape) for name in _SPLITS},
+        # what each file must be when read back (checked on every open, see Sprites._read_manifest)
+        "files": {f"{name}_{suffix}.npy": disentangle.array_record(out_dir / f"{name}_{suffix}.npy", key)
+                  for name in _SPLITS for suffix in ("x", "labels")},
     }
     with disentangle.atomic_path(out_dir / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -366,8 +370,13 @@ class SpritesSplit(disentangle.ArraySplit):
         # Threads (flow-grid labels) may open a fresh split at once: the labels are set before the
         # frames, and the frames are what marks the split as open.
         if self._x is None:
-            labels = np.load(self._labels_path)[: self._length]
-            x = np.load(self._x_path, mmap_mode="r")[: self._length]
+            try:
+                labels = np.load(self._labels_path)[: self._length]
+                x = np.load(self._x_path, mmap_mode="r")[: self._length]
+            except (OSError, ValueError, EOFError) as exc:
+                raise disentangle.DisentangleError(
+                    f"sprites: cannot read the cached {self._x_path.parent}: {exc or type(exc).__name__}",
+                    hint=f"`disentangle cache clear {self._x_path.parent}`; the next run rebuilds it") from None
             self._labels = labels
             self._x = x
 
@@ -430,6 +439,7 @@ class Sprites(disentangle.SequenceData):
     def __init__(self, config: "Sprites.Config", ctx: disentangle.BuildContext):
         self.config = config
         root = _check_root(config.root)
+        check_split_file(root)  # also when a cache exists: a damaged split file is never ignored
         digests = layer_digests(root)
         self.key = disentangle.fingerprint("sprites", PROTOCOL_VERSION, config.resolution, digests)
         self.cache_path = Path(ctx.cache_dir) / f"sprites-{self.key}"
@@ -462,9 +472,13 @@ class Sprites(disentangle.SequenceData):
             return None
         if manifest.get("key") != self.key or manifest.get("protocol_version") != PROTOCOL_VERSION:
             return None
+        records = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
         for name in _SPLITS:
             for suffix in ("x", "labels"):
-                if not (self.cache_path / f"{name}_{suffix}.npy").is_file():
+                file = self.cache_path / f"{name}_{suffix}.npy"
+                reason = disentangle.verify_array(file, records.get(file.name), self.key)
+                if reason is not None:
+                    disentangle.note(f"sprites: the cached {file} {reason}; rebuilding the cache")
                     return None
         return manifest
 

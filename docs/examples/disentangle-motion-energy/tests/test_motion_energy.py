@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import disentangle
+from disentangle.io import save_array
 import disentangle_motion_energy as me
 from disentangle import testing
 
@@ -56,8 +57,12 @@ def test_prepare_caches_and_selects_rows_by_index(tmp_path):
     expected = tmp_path / "motion-energy" / f"{disentangle.fingerprint(data.fingerprint, 'motion-energy', me.CACHE_VERSION)}.npy"
     assert task.cache_path == expected and expected.is_file()
     assert np.allclose(np.load(expected), [[0.5, 0.125], [0.0, 0.0]])
-    # The second prepare reads the cache: a changed file shows up in the targets.
+    # The second prepare reads the cache; a file changed behind its record is noticed and recomputed.
     np.save(expected, np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
+    task.prepare(data, ctx)
+    assert torch.allclose(task.targets, torch.tensor([[0.5, 0.5, 0.125], [0.0, 0.0, 0.0]]))
+    # A recorded cache entry is what the next prepare reads.
+    save_array(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32), expected, task.cache_key(data))
     task.prepare(data, ctx)
     assert torch.allclose(task.targets, torch.tensor([[1.0, 1.0, 2.0], [3.0, 3.0, 4.0]]))
     # Batches pick their targets by batch["index"]; a head that predicts them exactly has zero loss.
@@ -73,8 +78,8 @@ def test_stale_cache_shape_is_a_clear_error(tmp_path):
     data = KnownData()
     task = me.MotionEnergy(me.MotionEnergy.Config(), ctx)
     path = tmp_path / "motion-energy" / f"{task.cache_key(data)}.npy"
-    disentangle.atomic_save_npy(np.zeros((5, 7), np.float32), path)
-    with pytest.raises(disentangle.DisentangleError, match="delete the file"):
+    save_array(np.zeros((5, 7), np.float32), path, task.cache_key(data))  # recorded, but the wrong shape
+    with pytest.raises(disentangle.DisentangleError, match="disentangle cache clear"):
         task.prepare(data, ctx)
 
 
