@@ -121,9 +121,9 @@ figcaption{font-size:12px;color:#555}pre{background:#f6f6f6;padding:10px;font-si
 def render(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as one HTML string (nothing loaded from outside it)."""
     run_dir = Path(run_dir)
-    e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(run_dir.name)} · disentangle</title>"
-             f"<style>{STYLE}</style></head><body><h1>Run {e(run_dir.name)}</h1>"]
+    e, name = html.escape, run_dir.resolve().name
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(name)} · disentangle</title>"
+             f"<style>{STYLE}</style></head><body><h1>Run {e(name)}</h1>"]
     curves = read_log(run_dir / "metrics.jsonl")
     parts.append("<h2>Loss terms</h2>")
     parts.append("<div class='curves'>" + "".join(svg_curve(k, v) for k, v in curves.items()) + "</div>"
