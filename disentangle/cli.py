@@ -355,6 +355,54 @@ def cache_clear(
         out.print(f"removed {p}")
     out.print(f"freed {freed / 1e6:.1f} MB")
 
+@app.command()
+def sweep(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML file.")],
+    seeds: Annotated[str, typer.Option(help="Seeds (train.seed), comma-separated.")] = "0,1,2",
+    set_: SetOption = None,
+    grid: Annotated[Optional[list[str]], typer.Option(help="A key and its values, e.g. --grid train.lr=1e-3,2e-3 "
+                                                           "(repeatable: every combination runs).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Sweep directory (default sweeps/<recipe>).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, mps or auto (default: the recipe's).")] = None,
+) -> None:
+    """Train a recipe over seeds and a grid (finished runs skipped, killed ones resumed); write
+    sweep.csv and sweep.md with mean ± std per metric."""
+    from disentangle import sweep as sw
+
+    target = out_dir or Path("sweeps") / recipe.stem
+    try:
+        runs = sw.plan(recipe, sw.parse_seeds(seeds), set_ or [], sw.parse_grid(grid or []), target)
+        sw.run_sweep(recipe, runs, device, log=err.print, console=err)
+        grouped: dict[str, list[Path]] = {}
+        for r in runs:
+            grouped.setdefault(r.group, []).append(r.run_dir)
+        table = sw.tabulate(grouped)
+        paths = sw.write_tables(table, target)
+    except (DisentangleError, OSError) as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: run the same command again to continue the sweep in {target}")
+        raise typer.Exit(130)
+    print(table.markdown())
+    out.print(f"wrote {paths[0]} and {paths[1]}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (runs differing only in train.seed are grouped).")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Also write compare.csv and compare.md here.")] = None,
+) -> None:
+    """Print the metric table (mean ± std over seeds) of existing runs."""
+    from disentangle import sweep as sw
+
+    try:
+        table = sw.tabulate(sw.group_runs(runs))
+        if out_dir is not None:
+            sw.write_tables(table, out_dir, "compare")
+    except (DisentangleError, OSError) as exc:
+        _fail(exc)
+    print(table.markdown())
+
 
 def build_app(registry=None) -> typer.Typer:
     """The CLI: the core's commands plus those each loaded plug-in adds with ``register_commands``.

@@ -103,6 +103,7 @@ def test_run_then_sample(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     assert (run_dir / "images" / "swap.png").exists()
     assert "latent-probe" in json.loads((run_dir / "eval.json").read_text())
+    assert "data:image/png;base64," in (run_dir / "report.html").read_text()
     out = tmp_path / "samples.npz"
     result = runner.invoke(app, ["sample", str(run_dir), "--keep", "dynamic", "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output

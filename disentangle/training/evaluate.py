@@ -16,6 +16,7 @@ from disentangle.evaluation import EvalContext, compute_metric
 from disentangle.io import atomic_write_text
 from disentangle.recipe import Recipe, apply_overrides, parse_recipe, read_toml
 from disentangle.registry import Registry
+from disentangle.report import write_report
 from disentangle.training.build import Pipeline, build_pipeline, resolve_device
 from disentangle.training.guard import call_plugin
 from disentangle.training.state import CHECKPOINT, load_checkpoint, load_state
@@ -46,6 +47,7 @@ def evaluate(pipe: Pipeline, run_dir: str | Path, console: Console | None = None
         atomic_write_text(json.dumps(results, indent=2), run_dir / "eval.json")
         for name, values in results.items():
             console.print(f"[bold]{name}[/]: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+    console.print(f"report: {write_report(run_dir)}")
     return results
 
 

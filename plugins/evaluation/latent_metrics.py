@@ -15,52 +15,9 @@ import warnings
 
 import attrs
 import numpy as np
-import torch
 from attrs import validators as v
 
 import disentangle
-
-
-#: The last encoding of a test split, shared by the metrics of one evaluation (one entry only).
-_LAST: dict[tuple, tuple] = {}
-
-
-def _weights_key(model: torch.nn.Module) -> float:
-    """Changes whenever the weights do (a sum over every parameter; cheap next to encoding)."""
-    return float(sum(p.detach().double().sum() for p in model.parameters()))
-
-
-def _encode_split(model: disentangle.S3VAE, data: disentangle.SequenceData, device: torch.device,
-                  limit: int, batch_size: int = 256):
-    """Posterior means of the first ``limit`` test sequences, their labels and the reconstruction
-    MSE. Both metrics of this plug-in call it, so the result of the last call is reused while the
-    model, its weights, the data and the limit are the same."""
-    key = (id(model), _weights_key(model), id(data), limit, str(device))
-    if key in _LAST:
-        return _LAST[key]
-    _LAST.clear()
-    _LAST[key] = result = _encode(model, data, device, limit, batch_size)
-    return result
-
-
-@torch.no_grad()
-def _encode(model, data, device, limit, batch_size):
-    split = data.split("test")
-    n = min(limit, len(split))
-    fs, zs, labels, sq_err, count = [], [], {}, 0.0, 0
-    for start in range(0, n, batch_size):
-        items = [split[i] for i in range(start, min(start + batch_size, n))]
-        x = torch.stack([it["x"] for it in items]).to(device)
-        f, z = model.encode(x)
-        fs.append(f.cpu().numpy())
-        zs.append(z.flatten(1).cpu().numpy())
-        for it in items:
-            for k, val in it.get("labels", {}).items():
-                labels.setdefault(k, []).append(int(val))
-        recon = model.decoder.mean(model.decode(f, z))
-        sq_err += float(((recon - x) ** 2).sum())
-        count += x.numel()
-    return np.concatenate(fs), np.concatenate(zs), {k: np.array(val) for k, val in labels.items()}, sq_err / max(count, 1)
 
 
 @attrs.frozen
@@ -68,6 +25,7 @@ class LatentProbeConfig:
     max_sequences: int = attrs.field(default=2000, validator=v.ge(8))
     """How many test sequences to encode (half train the probes, half score them)."""
     seed: int = 0
+    """Seed of the random split of those sequences into probe-training and probe-scoring halves."""
 
 
 class LatentProbe(disentangle.Metric):
@@ -76,15 +34,16 @@ class LatentProbe(disentangle.Metric):
     def __init__(self, config: LatentProbeConfig, ctx: disentangle.BuildContext):
         self.config = config
 
-    def compute(self, model, data, device):
+    def compute(self, ev: disentangle.EvalContext) -> dict[str, float]:
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
-        f, z, labels, _ = _encode_split(model, data, device, self.config.max_sequences)
+        enc = ev.encoded("test", limit=self.config.max_sequences)
+        f, z, labels = enc.f, enc.z.reshape(len(enc.z), -1), enc.labels
         order = np.random.default_rng(self.config.seed).permutation(len(f))
         fit, score = order[: len(f) // 2], order[len(f) // 2:]
         results: dict[str, float] = {}
-        groups = {"static": data.spec.static_factors, "dynamic": data.spec.dynamic_factors}
+        groups = {"static": ev.spec.static_factors, "dynamic": ev.spec.dynamic_factors}
         for group, factors in groups.items():
             for factor, n_classes in factors.items():
                 if factor not in labels:
@@ -105,6 +64,7 @@ class LatentProbe(disentangle.Metric):
 @attrs.frozen
 class ReconstructionConfig:
     max_sequences: int = attrs.field(default=2000, validator=v.gt(0))
+    """How many test sequences to reconstruct (the first ones of the split)."""
 
 
 class Reconstruction(disentangle.Metric):
@@ -113,9 +73,8 @@ class Reconstruction(disentangle.Metric):
     def __init__(self, config: ReconstructionConfig, ctx: disentangle.BuildContext):
         self.config = config
 
-    def compute(self, model, data, device):
-        *_, mse = _encode_split(model, data, device, self.config.max_sequences)
-        return {"mse": mse}
+    def compute(self, ev: disentangle.EvalContext) -> dict[str, float]:
+        return {"mse": ev.encoded("test", limit=self.config.max_sequences).recon_mse}
 
 
 @disentangle.hookimpl

@@ -1,0 +1,98 @@
+"""Judge classifiers and the paper's metrics (Acc, IS, H(y|x), H(y)): known answers on hand-made
+probability tables, a judge trained on tiny moving-shapes that scores real data near its ceiling and
+noise near chance, and the refusals (another data version, a missing file)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import disentangle
+from disentangle import EvalContext, testing
+from disentangle_plugins.evaluation import judge as J
+from disentangle_plugins.evaluation import judge_metrics as M
+from disentangle_plugins.video.moving_shapes import MovingShapes, MovingShapesConfig
+
+
+def test_scores_on_hand_made_tables():
+    # one-hot and uniform over 4 classes: H(y|x) = 0, H(y) = log 4, IS = 4
+    onehot = np.eye(4)
+    s = M.scores(onehot)
+    assert s["H(y|x)"] == pytest.approx(0.0, abs=1e-9)
+    assert s["H(y)"] == pytest.approx(math.log(4))
+    assert s["IS"] == pytest.approx(4.0)
+    # every row the same: p(y|x) = p(y), so KL = 0 and IS = 1
+    same = np.tile([[0.7, 0.2, 0.1]], (5, 1))
+    s = M.scores(same)
+    assert s["IS"] == pytest.approx(1.0)
+    assert s["H(y|x)"] == pytest.approx(s["H(y)"]) == pytest.approx(-(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)))
+    # two rows [1, 0] and [0.5, 0.5]: p(y) = [0.75, 0.25]
+    table = np.array([[1.0, 0.0], [0.5, 0.5]])
+    s = M.scores(table)
+    hy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert s["H(y|x)"] == pytest.approx(math.log(2) / 2)
+    assert s["H(y)"] == pytest.approx(hy)
+    assert s["IS"] == pytest.approx(math.exp(hy - math.log(2) / 2))  # IS = exp(H(y) - H(y|x))
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    ctx = disentangle.BuildContext(cache_dir=tmp_path_factory.mktemp("cache"), seed=0)
+    return MovingShapes(MovingShapesConfig(num_train=400, num_test=128, seq_len=4, resolution=16), ctx)
+
+
+@pytest.fixture(scope="module")
+def trained(shapes, tmp_path_factory):
+    torch.set_num_threads(1)  # tiny net: threads only contend on shared CPUs
+    judge = J.train_judge(shapes, epochs=4, batch_size=32, lr=1e-2, width=8, hidden=32, dataset="moving-shapes")
+    path = tmp_path_factory.mktemp("judge") / "judge.pt"
+    J.save_judge(judge, path)
+    return path
+
+
+def test_judge_file_round_trip_and_ceiling(trained, shapes):
+    judge = J.load_judge(trained, shapes)  # weights_only=True inside
+    acc = judge.test_accuracy
+    assert set(acc) == {"shape", "color", "size", "direction", "speed"}
+    assert acc["color"] > 2 / 6 and acc["size"] > 0.7  # 6 and 2 classes: well above chance
+    assert judge.info["fingerprint"] == shapes.fingerprint
+    x = torch.stack([shapes.split("test")[i]["x"] for i in range(8)])
+    again = J.load_judge(trained).probabilities(x)["color"]
+    assert torch.allclose(again, judge.probabilities(x)["color"])
+
+
+def test_real_data_scores_near_the_ceiling_and_noise_near_chance(trained, shapes):
+    judge = J.load_judge(trained, shapes)
+    ev = EvalContext(None, shapes, batch_size=64)
+    real = M.judge_real(judge, ev.batches("test"))
+    color_acc = float((real["color"].argmax(-1) == real["label:color"]).mean())
+    assert color_acc == pytest.approx(judge.test_accuracy["color"], abs=1e-6)
+    noise = [{"x": torch.rand(64, 4, 3, 16, 16, generator=torch.Generator().manual_seed(i)),
+              "labels": {"color": torch.randint(6, (64,), generator=torch.Generator().manual_seed(10 + i))}}
+             for i in range(2)]
+    fake = M.judge_real(judge, noise)
+    noise_acc = float((fake["color"].argmax(-1) == fake["label:color"]).mean())
+    assert noise_acc < 0.35 < color_acc  # chance is 1/6
+
+
+def test_metric_reports_mean_std_and_ceiling(trained, shapes, tmp_path):
+    ctx = testing.tiny_context(tmp_path, feature_shape=(3, 16, 16), seq_len=4)
+    model = testing.tiny_model(ctx)
+    metric = M.JudgeMetric(M.JudgeMetric.Config(path=str(trained), rounds=2, max_sequences=32), ctx)
+    out = metric.compute(EvalContext(model, shapes, batch_size=32))
+    for key in ("static/color/Acc/mean", "static/color/Acc/std", "static/color/IS/mean", "static/color/H(y|x)/mean",
+                "static/color/H(y)/mean", "static/color/ceiling", "dynamic/direction/Acc/mean", "static/acc/mean"):
+        assert key in out, key
+    assert 1.0 <= out["static/color/IS/mean"] <= 6.0 + 1e-6
+    assert out["static/color/H(y)/mean"] <= math.log(6) + 1e-6
+
+
+def test_a_judge_for_another_data_version_is_refused(trained, tmp_path):
+    other = MovingShapes(MovingShapesConfig(num_train=600, num_test=128, seq_len=4, resolution=16, seed=1),
+                         disentangle.BuildContext(cache_dir=tmp_path, seed=0))
+    with pytest.raises(disentangle.DisentangleError, match="trained on data") as info:
+        J.load_judge(trained, other)
+    assert "disentangle judge train" in info.value.hint
+    with pytest.raises(disentangle.DisentangleError, match="does not exist"):
+        J.load_judge(tmp_path / "missing.pt")

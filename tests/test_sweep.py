@@ -1,0 +1,78 @@
+"""disentangle sweep / compare: grid planning, resumability (finished runs skipped, killed ones
+resumed) and the mean ± std table."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from disentangle import sweep as sw
+from disentangle.cli import app
+from disentangle.errors import DisentangleError
+
+runner = CliRunner()
+
+
+def test_plan_crosses_grid_and_seeds(tmp_path):
+    runs = sw.plan(tmp_path / "r.toml", [0, 1], ["train.lr=0.1"], sw.parse_grid(["model.z_f_dim=4,8", "data.x=[1,2],[3]"]),
+                   tmp_path)
+    assert len(runs) == 8 and len({r.run_dir for r in runs}) == 8
+    assert runs[0].overrides == ("train.lr=0.1", "model.z_f_dim=4", "data.x=[1,2]", "train.seed=0")
+    assert {r.group for r in runs} == {"model.z_f_dim=4,data.x=[1,2]", "model.z_f_dim=4,data.x=[3]",
+                                       "model.z_f_dim=8,data.x=[1,2]", "model.z_f_dim=8,data.x=[3]"}
+    with pytest.raises(DisentangleError):
+        sw.parse_grid(["nokey"])
+    with pytest.raises(DisentangleError):
+        sw.parse_seeds("a,b")
+
+
+def fake(tmp_path, name, seed, value):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "recipe.toml").write_text(f"[train]\nseed = {seed}\nlr = 0.1\n")
+    (d / "eval.json").write_text(json.dumps({"judge": {"static/acc/mean": value, "static/acc/std": 0.5},
+                                             "reconstruction": {"mse": value / 10}}))
+    return d
+
+
+def test_compare_groups_seeds_and_reports_mean_std(tmp_path):
+    dirs = [fake(tmp_path, f"a-seed{s}", s, v) for s, v in ((0, 0.8), (1, 0.9))]
+    table = sw.tabulate(sw.group_runs(dirs))
+    assert table.groups == ["a"]
+    assert table.cell("judge/static/acc", "a") == "0.85 ± 0.05"
+    assert "judge/static/acc/std" not in table.metrics  # spread over rounds is not the spread over seeds
+    result = runner.invoke(app, ["compare", *map(str, dirs), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "0.85 ± 0.05" in result.output and (tmp_path / "compare.csv").read_text().startswith("group,metric")
+
+
+def test_sweep_skips_finished_and_resumes_killed_runs(tmp_path, monkeypatch):
+    import disentangle.training as training
+    from test_cli import TINY
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY)
+    out = tmp_path / "sweep"
+    calls = []
+
+    def fake_train(spec, run_dir, resume=False, device=None, console=None):
+        calls.append((run_dir.name, resume, spec.train.seed))
+        (run_dir / "eval.json").parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / "eval.json").write_text(json.dumps({"m": {"x": float(spec.train.seed)}}))
+        return type("Result", (), {"step": 1})()
+
+    monkeypatch.setattr(training, "train", fake_train)
+    done, killed = out / "tiny-base-seed0", out / "tiny-base-seed1"
+    for d, seed in ((done, 0), (killed, 1)):
+        (d / "checkpoints").mkdir(parents=True)
+        (d / "recipe.toml").write_text(TINY.replace("[train]", f"[train]\nseed = {seed}"))
+        (d / "checkpoints" / "last.pt").write_bytes(b"")
+    (done / "eval.json").write_text(json.dumps({"m": {"x": 0.0}}))
+    (done / sw.DONE).write_text("{}")
+    result = runner.invoke(app, ["sweep", str(recipe), "--seeds", "0,1,2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert calls == [("tiny-base-seed1", True, 1), ("tiny-base-seed2", False, 2)]
+    assert "1 ± 0.82" in (out / "sweep.md").read_text()  # x = 0, 1, 2
+    calls.clear()
+    assert runner.invoke(app, ["sweep", str(recipe), "--seeds", "0,1,2", "--out", str(out)]).exit_code == 0
+    assert calls == []  # everything finished: nothing retrained
