@@ -29,6 +29,7 @@ import torch
 from rich.console import Console
 
 import disentangle
+from disentangle_plugins.video import clips as clip_store
 from disentangle_plugins.video import common, reading
 
 #: Bump when the clip cutting or the cache layout changes.
@@ -96,54 +97,6 @@ def clip_starts(n_frames: int, seq_len: int, stride: int, limit: int | None) -> 
     return starts[:limit] if limit is not None else starts
 
 
-class VideoFolderSplit(disentangle.ArraySplit):
-    """uint8 ``(N, T, R, R, 3)`` clips, optional ``class`` labels, meta ``source`` and ``start``."""
-
-    def __init__(self, folder: Path, name: str, labelled: bool):
-        self._folder, self._name, self._labelled = folder, name, labelled
-        self._x: np.ndarray | None = None
-        self._meta: dict[str, Any] = {}
-        self._labels: dict[str, np.ndarray] = {}
-
-    def _open(self) -> np.ndarray:
-        if self._x is None:
-            meta = json.loads((self._folder / f"{self._name}_meta.json").read_text())
-            self._meta = {"source": meta["source"], "start": meta["start"]}
-            self._labels = {"class": np.asarray(meta["class"], dtype=np.int64)} if self._labelled else {}
-            self._x = np.load(self._folder / f"{self._name}_x.npy", mmap_mode="r")
-        return self._x
-
-    def stored_x(self) -> np.ndarray:
-        return self._open()
-
-    def stored_labels(self) -> dict[str, np.ndarray]:
-        self._open()
-        return self._labels
-
-    def stored_meta(self) -> dict[str, Any]:
-        self._open()
-        return self._meta
-
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(B, T, R, R, 3)`` -> float ``(B, T, 3, R, R)`` in [0, 1]."""
-        return x.permute(0, 1, 4, 2, 3).float().div_(255.0)
-
-    def __len__(self) -> int:
-        return int(self._open().shape[0])
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        x = self._open()
-        if not -len(x) <= index < len(x):
-            raise IndexError(f"index {index} out of range for a split of {len(x)}")
-        item: dict[str, Any] = {"x": common.frames_to_float(x[index]),
-                                "labels": {k: int(v[index]) for k, v in self._labels.items()},
-                                "meta": {k: v[index] for k, v in self._meta.items()}}
-        return item
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_x": None}
-
-
 class VideoFolder(disentangle.SequenceData):
     """Clips of the videos in a folder (see the module docstring)."""
 
@@ -180,7 +133,7 @@ class VideoFolder(disentangle.SequenceData):
         r = config.resolution
         self.spec = disentangle.DataSpec(feature_shape=(3, r, r), seq_len=config.seq_len,
                                          static_factors={"class": len(self.classes)} if config.labels else {})
-        self._splits = {name: VideoFolderSplit(self.cache_path, name, config.labels) for name in _SPLITS}
+        self._splits = {name: clip_store.ClipSplit(self.cache_path, name) for name in _SPLITS}
 
     def _build(self, root: Path, sources: list[Path], rel: list[str]) -> None:
         c = self.config
@@ -219,11 +172,9 @@ class VideoFolder(disentangle.SequenceData):
             keep = [k for k, (i, _, _) in enumerate(clips)
                     if ((i if c.split_by == "video" else k) in test_units) == (name == "test")]
             x = np.stack([clips[k][2] for k in keep]) if keep else np.zeros((0, c.seq_len, c.resolution, c.resolution, 3), np.uint8)
-            meta = {"source": [rel[clips[k][0]] for k in keep], "start": [clips[k][1] for k in keep],
-                    "class": [self.classes.index(Path(rel[clips[k][0]]).parts[0]) for k in keep] if c.labels else []}
-            disentangle.atomic_save_npy(x, out / f"{name}_x.npy")
-            with disentangle.atomic_path(out / f"{name}_meta.json") as tmp:
-                tmp.write_text(json.dumps(meta))
+            meta = {"source": [rel[clips[k][0]] for k in keep], "start": [clips[k][1] for k in keep]}
+            labels = {"class": [self.classes.index(Path(rel[clips[k][0]]).parts[0]) for k in keep]} if c.labels else {}
+            clip_store.save_split(out, name, x, labels, meta)
             counts[name] = len(keep)
         manifest = {"key": self.key, "classes": self.classes, "clips": counts, "videos": len(sources),
                     "skipped_short_videos": skipped}
@@ -233,7 +184,7 @@ class VideoFolder(disentangle.SequenceData):
         Console(stderr=True).print(f"video-folder: {len(sources)} videos -> {counts['train']} train / "
                                    f"{counts['test']} test clips{note}")
 
-    def split(self, name: str) -> VideoFolderSplit:
+    def split(self, name: str) -> clip_store.ClipSplit:
         if name not in self._splits:
             raise disentangle.DisentangleError(f"video-folder has no split '{name}'; available: {', '.join(_SPLITS)}")
         return self._splits[name]
