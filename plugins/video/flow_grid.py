@@ -13,7 +13,8 @@ computed on the pixel grid of frame ``t`` (so its cells are where the moving con
 motion gets the first ``top_k`` cells (a deterministic tie break).
 
 Labels are computed once per dataset with OpenCV (DIS or Farneback flow on uint8 grayscale
-frames) and cached as uint8 ``(N, T, grid*grid)`` in
+frames; or ``method = "raft"``: torchvision's RAFT with a weights file you give, see
+:mod:`disentangle_plugins.video.raft_flow`) and cached as uint8 ``(N, T, grid*grid)`` in
 ``<cache_dir>/flow-grid/<fingerprint(data.fingerprint, grid, top_k, method)>.npy``.
 """
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 import disentangle
+from disentangle_plugins.video import raft_flow
 
 #: ITU-R BT.601 luma weights (what ``cv2.COLOR_RGB2GRAY`` uses).
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -47,9 +49,14 @@ class FlowGridConfig:
     """Cells per side: labels have ``grid * grid`` classes."""
     top_k: int = attrs.field(default=3, validator=[disentangle.validators.positive_int, _top_k_in_range])
     """Number of highest-motion cells marked in each frame's label (1 <= top_k <= grid*grid)."""
-    method: Literal["dis", "farneback"] = attrs.field(
-        default="dis", validator=attrs.validators.in_(("dis", "farneback")))
-    """Optical-flow algorithm: OpenCV DIS (ultrafast preset) or Farneback."""
+    method: Literal["dis", "farneback", "raft"] = attrs.field(
+        default="dis", validator=attrs.validators.in_(("dis", "farneback", "raft")))
+    """Optical-flow algorithm: OpenCV DIS (ultrafast preset) or Farneback, or torchvision's RAFT (needs ``weights``)."""
+    weights: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    """method = "raft" only: your RAFT weights file (a torchvision raft_large/raft_small state_dict); nothing downloads."""
+    raft_size: Literal["large", "small"] = attrs.field(
+        default="large", validator=attrs.validators.in_(("large", "small")))
+    """method = "raft" only: the RAFT variant the weights belong to."""
     hidden: int = attrs.field(default=64, validator=disentangle.validators.positive_int)
     """Width of the prediction head's hidden layer."""
 
@@ -137,6 +144,23 @@ def compute_labels(data: disentangle.SequenceData, grid: int, top_k: int, method
                                        workers=workers or 0, dtype=np.uint8)
 
 
+def compute_raft_labels(data: disentangle.SequenceData, grid: int, top_k: int, weights: str, size: str) -> np.ndarray:
+    """Like :func:`compute_labels`, with RAFT flow (one batch of frame pairs per sequence, on the GPU if any)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = raft_flow.load_raft(weights, size, device)
+
+    def one(i: int, item: dict[str, Any]) -> np.ndarray:
+        x = item["x"]
+        _check_frames(tuple(x.shape), grid, f"train item {i}")
+        labels = np.zeros((x.shape[0], grid * grid), dtype=np.uint8)
+        for t, magnitude in enumerate(raft_flow.sequence_magnitudes(model, x)):
+            labels[t, np.argsort(-cell_means(magnitude, grid), kind="stable")[:top_k]] = 1
+        return labels
+
+    return disentangle.label_sequences(data, one, description=f"flow-grid labels (raft {size})", workers=1,
+                                       dtype=np.uint8)
+
+
 # ----- the task ----------------------------------------------------------------------------------------
 
 class FlowGrid(disentangle.PseudoLabelTask):
@@ -149,15 +173,23 @@ class FlowGrid(disentangle.PseudoLabelTask):
     def __init__(self, config: FlowGridConfig, ctx: disentangle.BuildContext):
         if ctx.data is not None:
             _check_frames((ctx.data.seq_len, *ctx.data.feature_shape), config.grid, "the dataset's frames")
+        if config.method == "raft":
+            raft_flow.check_weights(config.weights)  # a missing file is an error now, not after the data is built
         super().__init__(config, ctx, width=config.grid * config.grid, hidden=config.hidden)
 
     def cache_key(self, data: disentangle.SequenceData) -> str:
         # The key from before PseudoLabelTask existed (no name or version), so existing caches stay valid.
         c = self.config
+        if c.method == "raft":  # the weights change the labels: key on the file too
+            st = raft_flow.check_weights(c.weights).stat()
+            return disentangle.fingerprint(data.fingerprint, c.grid, c.top_k, c.method, c.raft_size, st.st_size,
+                                           int(st.st_mtime))
         return disentangle.fingerprint(data.fingerprint, c.grid, c.top_k, c.method)
 
     def compute_labels(self, data: disentangle.SequenceData) -> np.ndarray:
         c = self.config
+        if c.method == "raft":
+            return compute_raft_labels(data, c.grid, c.top_k, c.weights, c.raft_size)
         return compute_labels(data, c.grid, c.top_k, c.method)
 
     def prepare(self, data: disentangle.SequenceData, ctx: disentangle.BuildContext) -> None:
