@@ -37,11 +37,18 @@ class Encoded:
     """Class labels ``{name: int array (N,)}``."""
     meta: dict[str, list[Any]]
     """Per-item metadata ``{name: list of N}`` (empty when the items carry none)."""
-    recon_mse: float
-    """Mean squared error per element of the reconstructions (from the posterior means)."""
+    recon_sq_err: np.ndarray
+    """Summed squared reconstruction error of each sequence ``(N,)`` (from the posterior means)."""
+    elements: int
+    """Elements per sequence (T times the frame size)."""
 
     def __len__(self) -> int:
         return len(self.f)
+
+    @property
+    def recon_mse(self) -> float:
+        """Mean squared error per element of the reconstructions of these sequences."""
+        return float(self.recon_sq_err.sum() / max(len(self) * self.elements, 1))
 
 
 class EvalContext:
@@ -80,11 +87,11 @@ class EvalContext:
         if len(have) == n:
             return have
         return Encoded(have.f[:n], have.z[:n], {k: v[:n] for k, v in have.labels.items()},
-                       {k: v[:n] for k, v in have.meta.items()}, have.recon_mse)
+                       {k: v[:n] for k, v in have.meta.items()}, have.recon_sq_err[:n], have.elements)
 
     def _encode(self, split: str, n: int) -> Encoded:
         model = self.model.eval()
-        fs, zs, labels, meta, sq_err, count = [], [], {}, {}, 0.0, 0
+        fs, zs, labels, meta, sq_err, elements = [], [], {}, {}, [], 0
         for batch in self.batches(split, n):
             x = batch["x"]
             f, z = model.encode(x)
@@ -95,12 +102,12 @@ class EvalContext:
             for k, v in batch.get("meta", {}).items():
                 meta.setdefault(k, []).extend(v.tolist() if isinstance(v, torch.Tensor) else list(v))
             recon = model.decoder.mean(model.decode(f, z))
-            sq_err += float(((recon.float() - x) ** 2).sum())
-            count += x.numel()
+            sq_err.append(((recon.float() - x) ** 2).flatten(1).sum(1).double().cpu().numpy())
+            elements = x[0].numel()
         if not fs:
             raise DisentangleError(f"the {split} split is empty: nothing to evaluate")
         return Encoded(np.concatenate(fs), np.concatenate(zs), {k: np.concatenate(v) for k, v in labels.items()},
-                       meta, sq_err / max(count, 1))
+                       meta, np.concatenate(sq_err), elements)
 
     @torch.no_grad()
     def generate(self, keep: str, split: str = "test", limit: int | None = None,

@@ -190,3 +190,19 @@ def test_weight_warmup_must_be_a_whole_number(tmp_path):
 
     with pytest.raises(RecipeError, match="regularizers.0.weight_warmup"):
         recipe("regularizers.0.weight_warmup=1.5")
+
+
+def test_eval_context_encodes_once_and_slices_prefixes(tmp_path):
+    """A shorter prefix of an encoded split gets its own reconstruction error, not the longer one's."""
+    from disentangle import EvalContext
+
+    reg = toy_registry()
+    train(recipe("train.max_steps=2", "eval.images=false"), tmp_path / "run", registry=reg)
+    pipe = load_run(tmp_path / "run", "cpu", registry=reg)
+    ev = EvalContext(pipe.model, pipe.data, "cpu", batch_size=3)
+    full = ev.encoded()
+    assert len(full) == 8 and full.z.shape == (8, 4, 2) and list(full.labels["identity"]) == [i % 2 for i in range(8)]
+    assert ev.encoded() is full  # cached for the whole evaluation
+    fresh = EvalContext(pipe.model, pipe.data, "cpu", batch_size=3).encoded(limit=2)
+    prefix = ev.encoded(limit=2)
+    assert abs(prefix.recon_mse - fresh.recon_mse) < 1e-6 and (prefix.f == fresh.f).all()
