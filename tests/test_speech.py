@@ -285,3 +285,44 @@ def test_run_timit_recipe_without_data_is_a_clear_error(tmp_path, monkeypatch):
     assert result.exit_code != 0
     assert "TRAIN|TEST/DR<n>" in result.output and "build-corpus" in result.output
     assert "Traceback" not in result.output
+
+
+# ----- the stand-in corpus ----------------------------------------------------------------------------------
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_build_corpus_in_timit_layout(tmp_path):
+    from disentangle_plugins.speech import standin, timit
+
+    out = tmp_path / "corpus"
+    counts = standin.build_corpus(out, speakers=4, sentences=1, test_every=2, seed=0, progress=False)
+    assert counts == {"TRAIN": 6, "TEST": 6}
+    wavs = sorted(out.rglob("*.WAV"))
+    assert sf.info(str(wavs[0])).format == "NIST" and sf.info(str(wavs[0])).samplerate == 16000
+    assert (wavs[0].with_suffix(".TXT")).read_text().split()[2:]  # TIMIT-style "begin end text"
+    data = timit.Timit(timit.TimitConfig(root=str(out), seq_len=10), ctx_for(tmp_path))
+    assert set(data.split("train").meta["speaker"]).isdisjoint(data.split("test").meta["speaker"])
+    with pytest.raises(disentangle.DisentangleError, match="not empty"):
+        standin.build_corpus(out, speakers=4, sentences=1, test_every=2, progress=False)
+    # deterministic: the same options give the same audio
+    again = tmp_path / "again"
+    standin.build_corpus(again, speakers=4, sentences=1, test_every=2, seed=0, progress=False)
+    assert sf.read(str(wavs[0]))[0].tolist() == sf.read(str(again / wavs[0].relative_to(out)))[0].tolist()
+
+
+def test_build_corpus_without_espeak_is_a_clear_error(monkeypatch, tmp_path):
+    from disentangle_plugins.speech import standin
+
+    monkeypatch.setattr(standin.shutil, "which", lambda name: None)
+    with pytest.raises(disentangle.DisentangleError, match="eSpeak NG") as err:
+        standin.build_corpus(tmp_path / "c", progress=False)
+    assert "apt-get install espeak-ng" in err.value.hint
+    assert not (tmp_path / "c").exists()
+
+
+def test_speech_command_is_registered():
+    from typer.testing import CliRunner
+
+    from disentangle.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["speech", "build-corpus", "--help"])
+    assert result.exit_code == 0 and "TIMIT" in result.output
