@@ -326,3 +326,23 @@ def test_speech_command_is_registered():
 
     result = CliRunner().invoke(build_app(), ["speech", "build-corpus", "--help"])
     assert result.exit_code == 0 and "TIMIT" in result.output
+
+
+# ----- end to end ----------------------------------------------------------------------------------------------
+
+def test_fsdd_recipe_trains_and_reports_the_eer_table(tmp_path):
+    """recipes/fsdd.toml, shrunk, on a fake tree: trains, writes spectrogram pictures and the EER table."""
+    from disentangle.recipe import load_recipe
+
+    root = write_fsdd(tmp_path / "fsdd")
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "fsdd.toml", [
+        f"data.root={root}", "data.seq_len=8", "data.shift=4", "data.test_takes=1", "model.z_f_dim=4",
+        "model.z_t_dim=2", "model.hidden_dim=8", "model.encoder.hidden=16", "model.encoder.out_dim=16",
+        "model.decoder.hidden=16", "train.batch_size=8", "train.max_steps=3", "eval.num_images=4",
+        "eval.metrics.1.max_sequences=8"])
+    result = disentangle.train(recipe, tmp_path / "run", cache_dir=tmp_path / "cache")
+    table = result.eval["eer"]
+    assert {"eer/z_f", "eer/z_t", "eer/mfcc", "eer/z_f/content_differs", "eer/mfcc/content_differs"} <= set(table)
+    assert table["trials"] == 6 * 5 / 2 and table["target_trials"] == 2 * 3  # 6 test utterances, 3 per speaker
+    assert all(0.0 <= v <= 1.0 for k, v in table.items() if k.startswith("eer/"))
+    assert (tmp_path / "run" / "images" / "swap.png").stat().st_size > 100

@@ -35,6 +35,8 @@ from disentangle_plugins.speech import features
 
 #: Bump when the windowing or the cache layout changes.
 CORPUS_VERSION = 1
+#: Width in pixels of one frame in pictures.
+FRAME_PX = 4
 
 
 @attrs.frozen
@@ -178,6 +180,14 @@ class SpeechCorpus(disentangle.SequenceData):
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def to_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Each frame as a coloured column ``(3, 80, FRAME_PX)``, low frequencies at the bottom, so that a
+        row of frames in the run's pictures reads as a spectrogram (normalised log-mel, -3..3 std)."""
+        v = ((x.detach().float().cpu().clamp(-3, 3) + 3) / 6).flip(-1)  # (B, T, 80), top row = highest bin
+        rgb = torch.stack([(1.6 * v).clamp(0, 1), (1.6 * v - 0.6).clamp(0, 1),
+                           (0.35 + 0.9 * v * (1 - v) - 0.3 * v).clamp(0, 1)], dim=2)  # (B, T, 3, 80)
+        return rgb[..., None].expand(*rgb.shape, FRAME_PX).contiguous()
 
     def export(self, x: torch.Tensor) -> np.ndarray:
         """Log-mel ``(B, T, 80)`` float32, the normalisation undone."""
