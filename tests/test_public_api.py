@@ -79,6 +79,14 @@ def test_every_plugin_folder_is_packaged():
     assert packaged == folders
 
 
+def test_every_core_folder_is_packaged():
+    """setuptools installs every package folder of the core (a missing one only shows in a non-editable
+    install, as disentangle.training once did on the GPU machine)."""
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "disentangle").rglob("__init__.py")}
+    packaged = {name for name in pyproject()["tool"]["setuptools"]["packages"] if name.split(".")[0] == "disentangle"}
+    assert packaged == folders
+
+
 def test_every_plugin_module_is_an_entry_point():
     """Each module that registers components is a plug-in of its own, named in pyproject.toml."""
     targets = set(pyproject()["project"]["entry-points"]["disentangle"].values())
