@@ -203,7 +203,7 @@ def test_eer_metric_groups_windows_by_utterance():
     f = np.array([[1, 0], [1, 0.2], [1, -0.1], [1, 0], [0, 1], [0.1, 1], [0, 1], [-0.2, 1]], dtype=np.float32)
     z = np.zeros((8, 3, 2), dtype=np.float32)
     z[:, :, 0] = np.array([1, 1, -1, -1, 1, 1, -1, -1])[:, None]  # the content
-    enc = disentangle.Encoded(f=f, z=z, labels={}, meta=meta, recon_mse=0.0)
+    enc = disentangle.Encoded(f=f, z=z, labels={}, meta=meta, recon_sq_err=np.zeros(8), elements=6)
     utts, speaker, content, uf, uz = eer.utterance_codes(enc)
     assert utts == ["u0", "u1", "u2", "u3"] and speaker["u2"] == "b" and content["u1"] == "2"
     np.testing.assert_allclose(uf[0], [1, 0.1])
