@@ -217,7 +217,7 @@ def test_eer_metric_groups_windows_by_utterance():
 
 
 def test_eer_needs_meta():
-    enc = disentangle.Encoded(f=np.zeros((2, 2)), z=np.zeros((2, 1, 2)), labels={}, meta={}, recon_mse=0.0)
+    enc = disentangle.Encoded(f=np.zeros((2, 2)), z=np.zeros((2, 1, 2)), labels={}, meta={}, recon_sq_err=np.zeros(2), elements=2)
     with pytest.raises(disentangle.DisentangleError, match="meta"):
         eer.utterance_codes(enc)
 
