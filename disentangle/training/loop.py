@@ -145,8 +145,11 @@ class Trainer:
         loss, terms = self.engine(batch, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # under torchrun, DistributedDataParallel averages the gradients during backward
-        terms["grad_norm"] = nn.utils.clip_grad_norm_(
-            self.params, cfg.grad_clip if cfg.grad_clip is not None else math.inf)
+        if cfg.grad_clip is None and hasattr(nn.utils, "get_total_norm"):  # measure only: no rescaling pass
+            terms["grad_norm"] = nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        else:
+            terms["grad_norm"] = nn.utils.clip_grad_norm_(
+                self.params, cfg.grad_clip if cfg.grad_clip is not None else math.inf)
         call_plugin(f"step {self.step + 1}: the optimizer update (train.lr = {cfg.lr:g})", self.optimizer.step)
         self.step += 1
         return terms
