@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["export", "frames_to_float", "to_images"]
+import disentangle
+
+__all__ = ["VideoData", "export", "frames_to_float", "to_images"]
 
 
 def frames_to_float(frames: np.ndarray, scale: float = 255.0, channels_last: bool = True) -> torch.Tensor:
@@ -36,3 +38,25 @@ def export(x: torch.Tensor, scale: float = 255.0) -> np.ndarray:
     the inverse of :func:`frames_to_float` (``SequenceData.export``)."""
     x = x.detach().cpu().float().clamp(0.0, 1.0)
     return (x * scale).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous().numpy()
+
+
+class VideoData(disentangle.SequenceData):
+    """What the uint8 video datasets share: splits by name in ``self._splits`` (an unknown name is a
+    message listing the others), pictures and ``export`` of ``(B, T, C, H, W)`` data in [0, 1]. A
+    subclass sets ``name`` (its recipe name, for messages) and fills ``_splits``."""
+
+    name: str = "video"
+    _splits: dict
+
+    def split(self, name: str):
+        if name not in self._splits:
+            raise disentangle.DisentangleError(
+                f"{self.name} has no split '{name}'; available: {', '.join(self._splits)}")
+        return self._splits[name]
+
+    def to_images(self, x: torch.Tensor) -> torch.Tensor:
+        return to_images(x)
+
+    def export(self, x: torch.Tensor) -> np.ndarray:
+        """uint8 ``(B, T, H, W, C)``."""
+        return export(x)

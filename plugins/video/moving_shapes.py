@@ -183,8 +183,10 @@ class MovingShapesSplit(disentangle.ArraySplit):
         return {"x": x, "labels": {k: int(v[index]) for k, v in self.labels.items()}}
 
 
-class MovingShapes(disentangle.SequenceData):
+class MovingShapes(common.VideoData):
     """Procedural moving-shapes video (see the module docstring)."""
+
+    name = "moving-shapes"
 
     Config = MovingShapesConfig
 
@@ -204,23 +206,9 @@ class MovingShapes(disentangle.SequenceData):
             positions = labels.pop("_position")
             self._splits[name] = MovingShapesSplit(frames, labels, positions)
 
-    def split(self, name: str) -> MovingShapesSplit:
-        try:
-            return self._splits[name]
-        except KeyError:
-            raise disentangle.DisentangleError(
-                f"moving-shapes has no split '{name}'; available: {', '.join(self._splits)}") from None
-
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
-
-    def to_images(self, x: torch.Tensor) -> torch.Tensor:
-        return common.to_images(x)
-
-    def export(self, x: torch.Tensor) -> np.ndarray:
-        """uint8 ``(B, T, H, W, 3)``."""
-        return common.export(x)
 
 
 @disentangle.hookimpl

@@ -34,7 +34,6 @@ from typing import Literal
 
 import attrs
 import numpy as np
-import torch
 from rich.console import Console
 
 import disentangle
@@ -136,8 +135,10 @@ class FaceBoxes:
         self._detector.close()
 
 
-class MUG(disentangle.SequenceData):
+class MUG(common.VideoData):
     """MUG facial expressions (see the module docstring)."""
+
+    name = "mug"
 
     Config = MUGConfig
 
@@ -204,20 +205,9 @@ class MUG(disentangle.SequenceData):
         note += f"; skipped {len(skipped)} takes shorter than {span} frames" if skipped else ""
         Console(stderr=True).print(f"mug: {len(parts['train'])} train / {len(parts['test'])} test clips{note}")
 
-    def split(self, name: str) -> clip_store.ClipSplit:
-        if name not in self._splits:
-            raise disentangle.DisentangleError(f"mug has no split '{name}'; available: {', '.join(_SPLITS)}")
-        return self._splits[name]
-
     @property
     def fingerprint(self) -> str:
         return self.key
-
-    def to_images(self, x: torch.Tensor) -> torch.Tensor:
-        return common.to_images(x)
-
-    def export(self, x: torch.Tensor) -> np.ndarray:
-        return common.export(x)
 
 
 @disentangle.hookimpl

@@ -273,8 +273,10 @@ class SMMNISTSplit(disentangle.ArraySplit):
         return {**self.__dict__, "_x": None, "_labels": None}
 
 
-class SMMNIST(disentangle.SequenceData):
+class SMMNIST(common.VideoData):
     """Stochastic Moving MNIST (see the module docstring)."""
+
+    name = "smmnist"
 
     Config = SMMNISTConfig
 
@@ -338,11 +340,6 @@ class SMMNIST(disentangle.SequenceData):
                     "shapes": shapes, "config": attrs.asdict(c)}
         with disentangle.atomic_path(out / "manifest.json") as tmp:
             tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-
-    def split(self, name: str) -> SMMNISTSplit:
-        if name not in self._splits:
-            raise disentangle.DisentangleError(f"smmnist has no split '{name}'; available: {', '.join(_SPLITS)}")
-        return self._splits[name]
 
     @property
     def fingerprint(self) -> str:

@@ -21,11 +21,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import numpy as np
-import torch
 from rich.console import Console
 
 import disentangle
@@ -97,8 +96,10 @@ def clip_starts(n_frames: int, seq_len: int, stride: int, limit: int | None) -> 
     return starts[:limit] if limit is not None else starts
 
 
-class VideoFolder(disentangle.SequenceData):
+class VideoFolder(common.VideoData):
     """Clips of the videos in a folder (see the module docstring)."""
+
+    name = "video-folder"
 
     Config = VideoFolderConfig
 
@@ -184,20 +185,9 @@ class VideoFolder(disentangle.SequenceData):
         Console(stderr=True).print(f"video-folder: {len(sources)} videos -> {counts['train']} train / "
                                    f"{counts['test']} test clips{note}")
 
-    def split(self, name: str) -> clip_store.ClipSplit:
-        if name not in self._splits:
-            raise disentangle.DisentangleError(f"video-folder has no split '{name}'; available: {', '.join(_SPLITS)}")
-        return self._splits[name]
-
     @property
     def fingerprint(self) -> str:
         return self.key
-
-    def to_images(self, x: torch.Tensor) -> torch.Tensor:
-        return common.to_images(x)
-
-    def export(self, x: torch.Tensor) -> np.ndarray:
-        return common.export(x)
 
 
 def _stamp(path: Path) -> tuple[int, int]:
