@@ -27,7 +27,7 @@ from disentangle.io import atomic_write_text, prepare_cache_dir, progress_bar
 from disentangle.recipe import Recipe, save_recipe
 from disentangle.registry import Registry, get_registry
 from disentangle.training import precision
-from disentangle.training.build import Pipeline, build_pipeline, resolve_device
+from disentangle.training.build import build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
 from disentangle.training.lock import run_lock
@@ -161,13 +161,16 @@ class Trainer:
         return (f"{what}; no checkpoint was written yet, so start again: `disentangle run "
                 f"{self.recipe.source} --run-dir <new dir>`")
 
+    def _kept(self) -> str:
+        return f"the last good checkpoint ({self.ckpt_path}) was kept" if self.has_checkpoint else \
+            "no checkpoint was written"
+
     def _check(self, log: StepLog) -> None:
         """Write pending log lines; stop (in every process) if any step was non-finite."""
         bad_step, bad = log.flush()
         if not distributed.any_true(bad_step is not None, self.world, self.device):
             return
-        kept = f"the last good checkpoint ({self.ckpt_path}) was kept" if self.has_checkpoint else \
-            "no checkpoint was written"
+        kept = self._kept()
         if bad_step is None:
             raise TrainingError(f"a non-finite loss in another process by step {self.step}; training stopped "
                                 f"and {kept}", hint=self._resume_hint("lower train.lr or set train.grad_clip"))
@@ -181,8 +184,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         finite = torch.stack([torch.isfinite(p).all() for p in self.params]).all()
         if distributed.any_true(not bool(finite), self.world, self.device):
-            kept = f"the last good checkpoint ({self.ckpt_path}) was kept" if self.has_checkpoint else \
-                "no checkpoint was written"
+            kept = self._kept()
             raise TrainingError(f"the weights became non-finite by step {self.step}; {kept}",
                                 hint=self._resume_hint("lower train.lr or set train.grad_clip"))
         ranks = distributed.gather_objects(rng_state(), self.world)  # every process's random state
