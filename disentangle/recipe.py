@@ -80,6 +80,9 @@ class TrainConfig:
     """Compile the encoder and decoder with torch.compile (auto: on CUDA)."""
     data_on_device: Literal["auto", "device", "loader"] = "auto"
     """auto: hold the training split on the GPU when the dataset allows it and it fits."""
+    tensorboard: bool = False
+    """Also write the logged scalars as TensorBoard event files into ``<run>/tensorboard/`` (the
+    ``tensorboard`` extra); metrics.jsonl stays the record."""
 
 
 @attrs.frozen

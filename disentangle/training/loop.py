@@ -32,7 +32,8 @@ from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
 from disentangle.training.lock import run_lock
 from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
-from disentangle.training.rundir import StepLog, environment, truncate_metrics
+from disentangle.training.rundir import (StepLog, environment, require_tensorboard, tensorboard_eval,
+                                         tensorboard_writer, truncate_metrics)
 from disentangle.training.loss import TotalLoss
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, rng_state, save_checkpoint,
                                         seed_everything, set_rng_state)
@@ -73,6 +74,8 @@ class Trainer:
             raise DisentangleError(f"{run_dir} already holds a run", hint=f"continue it with --resume {run_dir}, "
                                    "or pass another --run-dir")
         distributed.check_batch_size(cfg.batch_size, world)
+        if cfg.tensorboard:  # a missing extra stops the run before anything is built
+            require_tensorboard()
         if world.is_main:  # a read-only cache is named before anything is built; killed writers' leftovers go
             prepare_cache_dir(self.cache_dir, self.console.print)
         seed_everything(cfg.seed)  # the same initial weights in every process
@@ -209,12 +212,18 @@ class Trainer:
 
     # ----- the loop ------------------------------------------------------------------------------
     def train(self) -> TrainResult:
+        board = (tensorboard_writer(self.run_dir, self.step, fresh=not self.resume)
+                 if self.recipe.train.tensorboard and self.world.is_main else None)
+        with contextlib.closing(board) if board is not None else contextlib.nullcontext():
+            return self._train(board)
+
+    def _train(self, board: Any) -> TrainResult:
         cfg, world, pipe = self.recipe.train, self.world, self.pipe
         pipe.model.train()
         pipe.objectives.train()
         start = time.perf_counter()
         fh = open(self.metrics_path, "a") if world.is_main else None
-        log = StepLog(fh, self.on_step)
+        log = StepLog(fh, self.on_step, board)
         with progress_bar(disable=not world.is_main) as prog, (fh or contextlib.nullcontext()):
             task = prog.add_task("training", total=self.total, completed=self.step, info="")
             self.stop.armed = True
@@ -248,6 +257,8 @@ class Trainer:
         from disentangle.training.evaluate import evaluate
 
         results = evaluate(pipe, self.run_dir, console=self.console) if world.is_main else {}
+        if board is not None:
+            tensorboard_eval(board, self.step, results)
         distributed.barrier(world)
         return TrainResult(self.run_dir, self.step, self.total, seconds, log.last, results, done)
 

@@ -1,8 +1,10 @@
-"""The run directory's bookkeeping: environment.json and the per-step log metrics.jsonl."""
+"""The run directory's bookkeeping: environment.json, the per-step log metrics.jsonl and, with
+``train.tensorboard``, the same scalars as TensorBoard event files in ``tensorboard/``."""
 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -11,7 +13,12 @@ from typing import IO, Any, Callable
 
 import torch
 
+from disentangle.errors import DisentangleError
 from disentangle.io import atomic_write_text
+from disentangle.optional import require
+
+#: The run directory's folder of TensorBoard event files.
+TENSORBOARD_DIR = "tensorboard"
 
 PACKAGES = ("disentangle", "torch", "torchvision", "torchaudio", "numpy", "pluggy", "attrs", "cattrs",
             "opencv-python-headless")
@@ -53,15 +60,51 @@ def truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text("".join(line + "\n" for line in keep), path)
 
 
+def require_tensorboard() -> Any:
+    """``torch.utils.tensorboard``, or a clear error naming the ``tensorboard`` extra."""
+    require("tensorboard", extra="tensorboard", purpose="train.tensorboard = true")
+    return require("torch.utils.tensorboard", extra="tensorboard", purpose="train.tensorboard = true")
+
+
+def tensorboard_writer(run_dir: Path, step: int, fresh: bool) -> Any:
+    """A ``SummaryWriter`` on ``<run_dir>/tensorboard/`` for a run that continues after ``step``.
+
+    Every writer adds a new event file. A ``fresh`` run first removes the event files of an earlier
+    attempt in the same folder, as it starts metrics.jsonl again; a resumed run writes a purge marker,
+    so that TensorBoard hides what an earlier process logged after the checkpoint's step (the steps
+    that are redone), as :func:`truncate_metrics` drops those lines of metrics.jsonl."""
+    tb = require_tensorboard()
+    folder = run_dir / TENSORBOARD_DIR
+    try:
+        if fresh and folder.is_dir():
+            for old in folder.glob("events.out.tfevents.*"):
+                old.unlink()
+        return tb.SummaryWriter(str(folder), purge_step=None if fresh else step + 1)
+    except OSError as exc:
+        raise DisentangleError(f"cannot write TensorBoard event files into {folder}: {exc.strerror or exc}",
+                               hint="check the run directory's permissions, or set train.tensorboard = false") from None
+
+
+def tensorboard_eval(writer: Any, step: int, results: dict[str, Any]) -> None:
+    """The evaluation's numbers as scalars ``eval/<metric>/<name>`` at ``step``."""
+    for metric, values in results.items():
+        for name, value in (values.items() if isinstance(values, dict) else ()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                writer.add_scalar(f"eval/{metric}/{name}", float(value), step)
+    writer.flush()
+
+
 class StepLog:
     """Per-step loss terms, kept on the device and read by the host only at :meth:`flush`.
 
     ``record`` stores one step's terms as a stacked tensor (no synchronisation); ``flush`` copies
     every pending step to the host at once, writes one JSON line per step to metrics.jsonl (when
-    ``fh`` is given) and reports whether any value was non-finite, and from which step."""
+    ``fh`` is given) and the same values as scalars ``train/<term>`` to a TensorBoard ``board``
+    (when given), and reports whether any value was non-finite, and from which step."""
 
-    def __init__(self, fh: IO[str] | None, on_step: Callable[[int, dict[str, float]], None] | None = None):
-        self.fh, self.on_step = fh, on_step
+    def __init__(self, fh: IO[str] | None, on_step: Callable[[int, dict[str, float]], None] | None = None,
+                 board: Any = None):
+        self.fh, self.on_step, self.board = fh, on_step, board
         self.pending: list[tuple[int, int, list[str], torch.Tensor]] = []
         self.last: dict[str, float] = {}
 
@@ -84,9 +127,14 @@ class StepLog:
             self.last = logged
             if self.fh is not None:
                 self.fh.write(json.dumps({"step": step, "epoch": epoch, **logged}) + "\n")
+            if self.board is not None:
+                for name, value in logged.items():
+                    self.board.add_scalar(f"train/{name}", value, step)
             if self.on_step is not None:
                 self.on_step(step, logged)
         self.pending.clear()
         if self.fh is not None:
             self.fh.flush()
+        if self.board is not None:
+            self.board.flush()
         return bad_step, bad
