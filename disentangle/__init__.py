@@ -15,6 +15,7 @@ from disentangle.evaluation import Encoded, EvalContext
 from disentangle.hookspecs import hookimpl
 from disentangle.interfaces import (
     ArraySplit,
+    Audio,
     Batch,
     BuildContext,
     DataSpec,
@@ -53,6 +54,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ArraySplit",
+    "Audio",
     "Batch",
     "BuildContext",
     "Component",

@@ -81,6 +81,21 @@ class BuildContext:
     """This process among the training processes (``rank``, ``size``; size 1 without torchrun)."""
 
 
+@attrs.frozen
+class Audio:
+    """Sound for data that can be heard: what :meth:`SequenceData.to_audio` returns."""
+
+    waves: torch.Tensor | list[torch.Tensor]
+    """One mono waveform per sequence: float ``(B, samples)`` or a list of ``B`` 1-d tensors, in [-1, 1]."""
+    sample_rate: int
+    """Samples per second, e.g. 16000."""
+    method: str = ""
+    """How the sound was made, as a short name for file names (e.g. ``"griffin-lim"``); empty when
+    the waveform is the data itself."""
+    note: str = ""
+    """One sentence for listeners, e.g. that the sound is an approximation and of what."""
+
+
 class SequenceData(abc.ABC):
     """A dataset plug-in's product: train/test splits of equal-length sequences.
 
@@ -105,6 +120,12 @@ class SequenceData(abc.ABC):
     def to_images(self, x: torch.Tensor) -> torch.Tensor | None:
         """Map ``(B, T, *F)`` data-space tensors to ``(B, T, 3, H, W)`` images in [0, 1] for
         pictures, or return ``None`` when the modality has no picture."""
+        return None
+
+    def to_audio(self, x: torch.Tensor) -> Audio | tuple[torch.Tensor | list[torch.Tensor], int] | None:
+        """Optional: map ``(B, T, *F)`` data-space tensors to sound, as an :class:`Audio` or a plain
+        ``(waves, sample_rate)``; ``None`` (the default) when the data cannot be heard. ``evaluate``
+        then writes the swap's sequences as WAV files beside ``swap.png``."""
         return None
 
     def export(self, x: torch.Tensor) -> np.ndarray:

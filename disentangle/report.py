@@ -2,7 +2,8 @@
 
 It shows the loss curves per term (inline SVG drawn here from ``metrics.jsonl``), the metric table
 (``eval.json``; a judge's ``ceiling`` beside its scores), the pictures in ``images/`` (embedded as
-base64 PNG), the resolved recipe and the environment. ``evaluate`` writes it after the metrics;
+base64 PNG), the swap's sounds there (WAV players, with ``sounds.txt``), the resolved recipe and the
+environment. ``evaluate`` writes it after the metrics;
 ``python -m disentangle.report RUN_DIR`` rewrites it from what the run directory holds.
 """
 
@@ -105,6 +106,12 @@ def _image(path: Path) -> str:
             f'<figcaption>{html.escape(path.stem)}</figcaption></figure>')
 
 
+def _sound(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><audio controls preload="none" src="data:audio/wav;base64,{data}"></audio>'
+            f'<figcaption>{html.escape(path.stem)}</figcaption></figure>')
+
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
@@ -140,6 +147,11 @@ def render(run_dir: str | Path) -> str:
     images = sorted((run_dir / "images").glob("*.png"))
     if images:
         parts.append("<h2>Pictures</h2>" + "".join(_image(p) for p in images))
+    sounds = sorted((run_dir / "images").glob("*.wav"))
+    if sounds:
+        index = run_dir / "images" / "sounds.txt"
+        about = f"<pre>{e(index.read_text())}</pre>" if index.is_file() else ""
+        parts.append("<h2>Sounds</h2>" + about + "".join(_sound(p) for p in sounds))
     for title, name in (("Recipe (resolved)", "recipe.toml"), ("Environment", "environment.json")):
         path = run_dir / name
         if path.is_file():

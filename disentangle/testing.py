@@ -31,6 +31,7 @@ from disentangle.interfaces import (
     SequenceData,
 )
 from disentangle.model import S3VAE
+from disentangle.sounds import as_audio
 
 __all__ = [
     "ToyData",
@@ -229,7 +230,8 @@ def check_registered(plugin: object, kind: str, name: str, factory: Any = None) 
 
 
 def check_dataset(data: SequenceData, max_items: int = 4) -> None:
-    """Splits exist, items match ``spec``, labels are declared, fingerprint is a string."""
+    """Splits exist, items match ``spec``, labels are declared, fingerprint is a string; ``to_images``,
+    ``export`` and ``to_audio`` (when it gives sound) return what the core expects."""
     assert isinstance(data, SequenceData), "datasets subclass disentangle.SequenceData"
     assert isinstance(data.fingerprint, str) and data.fingerprint, "fingerprint must be a non-empty str"
     spec = data.spec
@@ -255,3 +257,6 @@ def check_dataset(data: SequenceData, max_items: int = 4) -> None:
         assert float(images.min()) >= 0 and float(images.max()) <= 1, "to_images must be in [0, 1]"
     exported = data.export(x)
     assert exported.shape[0] == x.shape[0], "export must keep the batch dimension first"
+    audio = as_audio(data.to_audio(x), len(x), "to_audio")  # checks the form; None when the data is silent
+    if audio is not None:
+        assert all(bool(torch.isfinite(w).all()) for w in audio.waves), "to_audio must give finite samples"

@@ -24,16 +24,31 @@ def _save(grid: torch.Tensor, path: Path) -> Path:
     return path
 
 
+def shown_sequences(data: SequenceData, n: int, device: torch.device) -> torch.Tensor:
+    """The first ``n`` test sequences ``(n, T, *F)`` on ``device``: what the pictures show (and the
+    sounds of :mod:`disentangle.sounds` play); fewer when the test split is smaller."""
+    split = data.split("test")
+    n = min(n, len(split))
+    if n == 0:
+        return torch.empty(0)
+    return torch.stack([split[i]["x"] for i in range(n)]).to(device)
+
+
+def swap_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The swap's pairs among the shown sequences: pair ``i`` is ``(x[i], x[half + i])``."""
+    half = len(x) // 2
+    return x[:half], x[half: 2 * half]
+
+
 @torch.no_grad()
 def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, device: torch.device) -> list[Path]:
     """Write ``reconstruction.png`` (data row, reconstruction row, …), ``generation.png`` (sequences from
     the prior) and ``swap.png``: for each pair (a, b) the rows a, b, [z_f of a + z_1:T of b],
     [z_f of b + z_1:T of a]. Nothing is written for data without a picture (``to_images`` is None)."""
-    split = data.split("test")
-    n = min(n, len(split))
+    x = shown_sequences(data, n, device)
+    n = len(x)
     if n == 0:
         return []
-    x = torch.stack([split[i]["x"] for i in range(n)]).to(device)
     if data.to_images(x[:1]) is None:
         return []
     written = []
@@ -45,7 +60,7 @@ def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, devic
     half = n // 2
     if half == 0:  # a single test sequence: nothing to swap with
         return written
-    a, b = x[:half], x[half: 2 * half]
+    a, b = swap_pairs(x)
     ai, bi = xi[:half], xi[half: 2 * half]
     ab, ba = data.to_images(model.swap(a, b)), data.to_images(model.swap(b, a))
     rows = []

@@ -67,6 +67,25 @@ def test_level_is_normalised(tmp_path):
     assert a["energy"].max() == 0 and a["energy"].min() < -30  # relative to the peak; the gap is silent
 
 
+def test_log_mel_back_to_audio_sounds_like_the_frames(tmp_path):
+    """Griffin-Lim with the front end's settings: analysing its sound again gives back the log-mel
+    (up to the frame alignment), so the inversion matches the forward transform."""
+    sf.write(tmp_path / "a.wav", tone(0.5, 16000, 150), 16000, subtype="PCM_16")
+    fbank = features.utterance_features(tmp_path / "a.wav")["fbank"]
+    state = torch.random.get_rng_state()
+    wave = features.log_mel_to_audio(fbank[None])
+    assert torch.equal(torch.random.get_rng_state(), state)  # the random phase leaves the global stream alone
+    assert wave.shape == (1, (len(fbank) - 1) * 160) and torch.isfinite(wave).all()
+    assert torch.equal(wave, features.log_mel_to_audio(fbank[None]))  # the same every time
+    sf.write(tmp_path / "back.wav", wave[0].numpy(), features.SAMPLE_RATE)
+    again = features.utterance_features(tmp_path / "back.wav")["fbank"]
+    n = min(len(again), len(fbank)) - 2  # the sound starts at the middle of the first frame: about 1 frame later
+    best = max(np.corrcoef(again[:n].ravel(), fbank[s:s + n].ravel())[0, 1] for s in range(3))
+    assert best > 0.9
+    silence = features.log_mel_to_audio(np.full((1, 20, 80), np.log(1e-6), np.float32))
+    assert silence.abs().max() < 1e-3
+
+
 def test_unreadable_audio_is_a_clear_error(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     with pytest.raises(disentangle.DisentangleError, match="bad.wav"):
@@ -345,4 +364,14 @@ def test_fsdd_recipe_trains_and_reports_the_eer_table(tmp_path):
     assert {"eer/z_f", "eer/z_t", "eer/mfcc", "eer/z_f/content_differs", "eer/mfcc/content_differs"} <= set(table)
     assert table["trials"] == 6 * 5 / 2 and table["target_trials"] == 2 * 3  # 6 test utterances, 3 per speaker
     assert all(0.0 <= v <= 1.0 for k, v in table.items() if k.startswith("eer/"))
-    assert (tmp_path / "run" / "images" / "swap.png").stat().st_size > 100
+    images = tmp_path / "run" / "images"
+    assert (images / "swap.png").stat().st_size > 100
+    # the swaps as sound (Griffin-Lim from log-mel), labelled as an approximation
+    wavs = sorted(p.name for p in images.glob("*.wav"))
+    assert wavs == sorted(f"swap-{i}{r}-griffin-lim.wav" for i in (0, 1) for r in ("", "-a", "-b"))
+    for name in wavs:
+        wave, rate = sf.read(images / name)
+        assert rate == 16000 and wave.ndim == 1 and len(wave) == (8 - 1) * 160  # one window of T = 8 frames
+        assert np.isfinite(wave).all() and np.sqrt(np.mean(wave ** 2)) > 1e-3
+    assert "Griffin-Lim approximations" in (images / "sounds.txt").read_text()
+    assert "<audio controls" in (tmp_path / "run" / "report.html").read_text()

@@ -27,8 +27,10 @@ def eval_context(pipe: Pipeline) -> EvalContext:
 
 
 def evaluate(pipe: Pipeline, run_dir: str | Path, console: Console | None = None) -> dict[str, Any]:
-    """Pictures (reconstructions, generations, z_f/z_1:T swaps) and the recipe's metrics, written
-    into ``run_dir`` (``images/``, ``eval.json``) and returned."""
+    """Pictures (reconstructions, generations, z_f/z_1:T swaps), the swaps' sounds (for data with
+    ``to_audio``) and the recipe's metrics, written into ``run_dir`` (``images/``, ``eval.json``) and
+    returned."""
+    from disentangle.sounds import save_sounds
     from disentangle.visualize import save_pictures
 
     run_dir = Path(run_dir)
@@ -39,6 +41,9 @@ def evaluate(pipe: Pipeline, run_dir: str | Path, console: Console | None = None
         written = save_pictures(model, pipe.data, run_dir / "images", pipe.recipe.eval.num_images, pipe.device)
         if written:
             console.print(f"pictures: {', '.join(str(p) for p in written)}")
+        heard = save_sounds(model, pipe.data, run_dir / "images", pipe.recipe.eval.num_images, pipe.device)
+        if heard:
+            console.print(f"sounds: {len(heard)} WAV files in {run_dir / 'images'} (see sounds.txt there)")
     ev = eval_context(pipe)
     for name, metric in pipe.metrics.items():
         with torch.no_grad():

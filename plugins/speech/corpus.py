@@ -10,7 +10,8 @@ split, class labels, metadata); :class:`SpeechCorpus` does the rest:
   and standard deviation of the train split subtracted/divided (:attr:`SpeechCorpus.stats`, also in
   the cache and so the same for training, ``evaluate`` and ``sample``). The ``mel-fbank``
   encoder/decoder therefore work on 80-d frames; :meth:`SpeechCorpus.export` undoes the
-  normalisation (log-mel as computed from the audio).
+  normalisation (log-mel as computed from the audio) and :meth:`SpeechCorpus.to_audio` turns
+  windows back into (approximate, Griffin-Lim) sound for listening to the swaps.
 - **Windows.** An utterance of ``n`` frames gives the windows starting at ``0, shift, 2*shift, ...``
   (plus one ending at its last frame, so the tail is covered); an utterance shorter than ``T`` is
   padded at the end with its quietest frame (silence) and gives one window. Items are windows:
@@ -37,6 +38,12 @@ from disentangle_plugins.speech import features
 CORPUS_VERSION = 1
 #: Width in pixels of one frame in pictures.
 FRAME_PX = 4
+#: What listeners are told about :meth:`SpeechCorpus.to_audio`'s sound.
+GRIFFIN_LIM_NOTE = ("These are Griffin-Lim approximations from the 80-d log-mel frames (torchaudio "
+                    f"InverseMelScale + GriffinLim, {features.GRIFFIN_LIM_ITERS} iterations): the model "
+                    "does not model phase, so they sound rougher than the recordings; each is one "
+                    "window (T frames x 10 ms). "
+                    "Sequences a and b went through the same inversion, so compare the swap with them.")
 
 
 @attrs.frozen
@@ -188,6 +195,12 @@ class SpeechCorpus(disentangle.SequenceData):
         rgb = torch.stack([(1.6 * v).clamp(0, 1), (1.6 * v - 0.6).clamp(0, 1),
                            (0.35 + 0.9 * v * (1 - v) - 0.3 * v).clamp(0, 1)], dim=2)  # (B, T, 3, 80)
         return rgb[..., None].expand(*rgb.shape, FRAME_PX).contiguous()
+
+    def to_audio(self, x: torch.Tensor) -> disentangle.Audio:
+        """Each window ``(T, 80)`` as 16 kHz sound, T x 10 ms long: the normalisation undone, then
+        :func:`~disentangle_plugins.speech.features.log_mel_to_audio` (Griffin-Lim from the log-mel)."""
+        return disentangle.Audio(features.log_mel_to_audio(self.export(x)), features.SAMPLE_RATE,
+                                 method="griffin-lim", note=GRIFFIN_LIM_NOTE)
 
     def export(self, x: torch.Tensor) -> np.ndarray:
         """Log-mel ``(B, T, 80)`` float32, the normalisation undone."""

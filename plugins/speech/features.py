@@ -13,6 +13,11 @@ Every speech dataset goes through :func:`utterance_features`, so all of them sha
   coefficients;
 - the frame energy (dB, relative to the utterance's loudest frame) is what the ``volume`` task
   thresholds.
+
+Back to sound, only to listen (:func:`log_mel_to_audio`): the log-mel frames are undone with the same
+settings (``torchaudio.transforms.InverseMelScale`` to a power spectrogram, ``GriffinLim`` for a phase,
+de-emphasis). The phase is not modelled and the mel bins are coarser than the FFT, so it is an
+approximation of how the frames sound, not the recording.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ FRAME_MS = 25.0
 SHIFT_MS = 10.0
 N_FFT = 512
 LEVEL_DBFS = -20.0
+#: Griffin-Lim iterations of :func:`log_mel_to_audio` (a few tenths of a second for a handful of windows).
+GRIFFIN_LIM_ITERS = 32
 #: Bump when anything below changes, so cached features are recomputed.
 FEATURES_VERSION = 3
 
@@ -123,3 +130,25 @@ def utterance_features(path: str | Path) -> dict[str, np.ndarray]:
     n = min(len(fbank), len(mfcc), len(energy))
     return {"fbank": fbank[:n].astype(np.float32), "energy": (energy[:n] - energy[:n].max()).astype(np.float32),
             "mfcc": mfcc[:n].astype(np.float32)}
+
+
+def log_mel_to_audio(fbank: np.ndarray, seed: int = 0):
+    """Waveforms ``(B, samples)`` (float tensor, :data:`SAMPLE_RATE`) that approximately have the
+    log-mel frames ``fbank`` ``(B, n, 80)`` (as :func:`utterance_features` computes them): inverse mel
+    scale (least squares), Griffin-Lim (:data:`GRIFFIN_LIM_ITERS` iterations, 25 ms Hamming windows
+    every 10 ms, 512-point FFT), then the pre-emphasis undone. The random initial phase is drawn from
+    ``seed`` without touching the global random state."""
+    import torch
+    ta = _torchaudio()
+    size, hop = int(SAMPLE_RATE * FRAME_MS / 1000), int(SAMPLE_RATE * SHIFT_MS / 1000)
+    # gelsd: some of the 80 narrow low-frequency mel filters are empty at a 512-point FFT (rank-deficient)
+    inverse = _transform("inverse-mel80", lambda: ta.transforms.InverseMelScale(
+        n_stft=N_FFT // 2 + 1, n_mels=NUM_MEL, sample_rate=SAMPLE_RATE, driver="gelsd"))
+    griffin_lim = _transform("griffin-lim", lambda: ta.transforms.GriffinLim(
+        n_fft=N_FFT, n_iter=GRIFFIN_LIM_ITERS, win_length=size, hop_length=hop, window_fn=torch.hamming_window,
+        power=2.0))
+    mel = (torch.from_numpy(np.ascontiguousarray(fbank, dtype=np.float32)).exp() - 1e-6).clamp_min(0)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wave = griffin_lim(inverse(mel.transpose(1, 2)))
+        return ta.functional.deemphasis(wave, 0.97)
