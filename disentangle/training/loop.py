@@ -32,8 +32,8 @@ from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
 from disentangle.training.lock import run_lock
 from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
-from disentangle.training.rundir import (StepLog, environment, require_tensorboard, tensorboard_eval,
-                                         tensorboard_writer, truncate_metrics)
+from disentangle.training.rundir import (StepLog, TensorBoardLog, environment, require_tensorboard,
+                                         truncate_metrics)
 from disentangle.training.loss import TotalLoss
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, rng_state, save_checkpoint,
                                         seed_everything, set_rng_state)
@@ -212,12 +212,12 @@ class Trainer:
 
     # ----- the loop ------------------------------------------------------------------------------
     def train(self) -> TrainResult:
-        board = (tensorboard_writer(self.run_dir, self.step, fresh=not self.resume)
+        board = (TensorBoardLog(self.run_dir, self.step, fresh=not self.resume)
                  if self.recipe.train.tensorboard and self.world.is_main else None)
         with contextlib.closing(board) if board is not None else contextlib.nullcontext():
             return self._train(board)
 
-    def _train(self, board: Any) -> TrainResult:
+    def _train(self, board: TensorBoardLog | None) -> TrainResult:
         cfg, world, pipe = self.recipe.train, self.world, self.pipe
         pipe.model.train()
         pipe.objectives.train()
@@ -258,7 +258,7 @@ class Trainer:
 
         results = evaluate(pipe, self.run_dir, console=self.console) if world.is_main else {}
         if board is not None:
-            tensorboard_eval(board, self.step, results)
+            board.eval(self.step, results)
         distributed.barrier(world)
         return TrainResult(self.run_dir, self.step, self.total, seconds, log.last, results, done)
 

@@ -61,37 +61,56 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def require_tensorboard() -> Any:
-    """``torch.utils.tensorboard``, or a clear error naming the ``tensorboard`` extra."""
+    """``torch.utils.tensorboard.writer``, or a clear error naming the ``tensorboard`` extra."""
     require("tensorboard", extra="tensorboard", purpose="train.tensorboard = true")
-    return require("torch.utils.tensorboard", extra="tensorboard", purpose="train.tensorboard = true")
+    return require("torch.utils.tensorboard.writer", extra="tensorboard", purpose="train.tensorboard = true")
 
 
-def tensorboard_writer(run_dir: Path, step: int, fresh: bool) -> Any:
-    """A ``SummaryWriter`` on ``<run_dir>/tensorboard/`` for a run that continues after ``step``.
+class TensorBoardLog:
+    """TensorBoard event files in ``<run_dir>/tensorboard/`` (``train.tensorboard``).
 
-    Every writer adds a new event file. A ``fresh`` run first removes the event files of an earlier
-    attempt in the same folder, as it starts metrics.jsonl again; a resumed run writes a purge marker,
-    so that TensorBoard hides what an earlier process logged after the checkpoint's step (the steps
-    that are redone), as :func:`truncate_metrics` drops those lines of metrics.jsonl."""
-    tb = require_tensorboard()
-    folder = run_dir / TENSORBOARD_DIR
-    try:
-        if fresh and folder.is_dir():
-            for old in folder.glob("events.out.tfevents.*"):
-                old.unlink()
-        return tb.SummaryWriter(str(folder), purge_step=None if fresh else step + 1)
-    except OSError as exc:
-        raise DisentangleError(f"cannot write TensorBoard event files into {folder}: {exc.strerror or exc}",
-                               hint="check the run directory's permissions, or set train.tensorboard = false") from None
+    Each step's scalars go into one summary event (``add_scalar`` per value costs about five times
+    more). Every writer adds a new event file. A ``fresh`` run first removes the event files of an
+    earlier attempt in the same folder, as it starts metrics.jsonl again; a run resumed at ``step``
+    writes a purge marker at ``step + 1``, so that TensorBoard hides what an earlier process logged
+    after the checkpoint (the steps that are redone), as :func:`truncate_metrics` drops those lines."""
 
+    def __init__(self, run_dir: Path, step: int, fresh: bool):
+        writer = require_tensorboard()
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+        from tensorboard.compat.proto.summary_pb2 import Summary
 
-def tensorboard_eval(writer: Any, step: int, results: dict[str, Any]) -> None:
-    """The evaluation's numbers as scalars ``eval/<metric>/<name>`` at ``step``."""
-    for metric, values in results.items():
-        for name, value in (values.items() if isinstance(values, dict) else ()):
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                writer.add_scalar(f"eval/{metric}/{name}", float(value), step)
-    writer.flush()
+        self._summary = Summary
+        folder = run_dir / TENSORBOARD_DIR
+        try:
+            if fresh and folder.is_dir():
+                for old in folder.glob("events.out.tfevents.*"):
+                    old.unlink()
+            self.writer = writer.FileWriter(str(folder))
+        except OSError as exc:
+            raise DisentangleError(f"cannot write TensorBoard event files into {folder}: {exc.strerror or exc}",
+                                   hint="check the run directory's permissions, or set train.tensorboard = false") from None
+        if not fresh:
+            self.writer.add_event(Event(step=step + 1, session_log=SessionLog(status=SessionLog.START)))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        """Log ``{tag: value}`` at ``step`` (non-finite values are left out)."""
+        kept = [self._summary.Value(tag=k, simple_value=float(v)) for k, v in values.items() if math.isfinite(v)]
+        if kept:
+            self.writer.add_summary(self._summary(value=kept), step)
+
+    def eval(self, step: int, results: dict[str, Any]) -> None:
+        """The evaluation's numbers as scalars ``eval/<metric>/<name>`` at ``step``."""
+        self.scalars(step, {f"eval/{metric}/{name}": value for metric, values in results.items()
+                            if isinstance(values, dict) for name, value in values.items()
+                            if isinstance(value, (int, float)) and not isinstance(value, bool)})
+        self.flush()
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 class StepLog:
@@ -103,7 +122,7 @@ class StepLog:
     (when given), and reports whether any value was non-finite, and from which step."""
 
     def __init__(self, fh: IO[str] | None, on_step: Callable[[int, dict[str, float]], None] | None = None,
-                 board: Any = None):
+                 board: TensorBoardLog | None = None):
         self.fh, self.on_step, self.board = fh, on_step, board
         self.pending: list[tuple[int, int, list[str], torch.Tensor]] = []
         self.last: dict[str, float] = {}
@@ -128,8 +147,7 @@ class StepLog:
             if self.fh is not None:
                 self.fh.write(json.dumps({"step": step, "epoch": epoch, **logged}) + "\n")
             if self.board is not None:
-                for name, value in logged.items():
-                    self.board.add_scalar(f"train/{name}", value, step)
+                self.board.scalars(step, {f"train/{name}": value for name, value in logged.items()})
             if self.on_step is not None:
                 self.on_step(step, logged)
         self.pending.clear()
