@@ -22,7 +22,7 @@ from disentangle.interfaces import Audio, SequenceData
 from disentangle.io import atomic_path, atomic_write_text
 from disentangle.model import S3VAE
 from disentangle.training.guard import call_plugin
-from disentangle.visualize import shown_sequences, swap_pairs
+from disentangle.visualize import shown_indices, shown_sequences, swap_pairs
 
 #: How many of the swap picture's pairs are written as sound.
 PAIRS = 2
@@ -77,7 +77,9 @@ def save_sounds(model: S3VAE, data: SequenceData, out_dir: Path, n: int, device:
     if to_audio is None:
         return []
     a, b = swap_pairs(shown_sequences(data, n, device))
-    half = len(a)  # pair i: test sequences i and half + i
+    size = len(data.split("test"))
+    index = shown_indices(size, min(n, size))  # test-split index of each shown sequence
+    half = len(a)  # pair i: shown sequences i and half + i
     a, b = a[:pairs], b[:pairs]
     k = len(a)
     if k == 0:
@@ -91,8 +93,8 @@ def save_sounds(model: S3VAE, data: SequenceData, out_dir: Path, n: int, device:
         f"Sounds of the first {k} pair(s) (a, b) of swap.png (pair i is its rows 4i+1 to 4i+4), "
         f"{audio.sample_rate} Hz mono:"]
     for i in range(k):
-        for role, wave_, what in (("-a", audio.waves[i], f"a = test sequence {i} (row {4 * i + 1})"),
-                                  ("-b", audio.waves[k + i], f"b = test sequence {half + i} (row {4 * i + 2})"),
+        for role, wave_, what in (("-a", audio.waves[i], f"a = test sequence {index[i]} (row {4 * i + 1})"),
+                                  ("-b", audio.waves[k + i], f"b = test sequence {index[half + i]} (row {4 * i + 2})"),
                                   ("", audio.waves[2 * k + i], f"z_f of a with z_1:T of b (row {4 * i + 3})")):
             path = write_wav(wave_, audio.sample_rate, out_dir / f"swap-{i}{role}{tag}.wav")
             written.append(path)

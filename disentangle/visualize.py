@@ -25,13 +25,19 @@ def _save(grid: torch.Tensor, path: Path) -> Path:
 
 
 def shown_sequences(data: SequenceData, n: int, device: torch.device) -> torch.Tensor:
-    """The first ``n`` test sequences ``(n, T, *F)`` on ``device``: what the pictures show (and the
-    sounds of :mod:`disentangle.sounds` play); fewer when the test split is smaller."""
+    """``n`` test sequences ``(n, T, *F)`` on ``device``, evenly spaced over the test split (a split
+    stored in order, such as speech windows by file name, still shows different sources): what the
+    pictures show (and the sounds of :mod:`disentangle.sounds` play); fewer when the split is smaller."""
     split = data.split("test")
     n = min(n, len(split))
     if n == 0:
         return torch.empty(0)
-    return torch.stack([split[i]["x"] for i in range(n)]).to(device)
+    return torch.stack([split[i]["x"] for i in shown_indices(len(split), n)]).to(device)
+
+
+def shown_indices(size: int, n: int) -> list[int]:
+    """The indices of :func:`shown_sequences`: ``n`` of ``range(size)``, evenly spaced, first one 0."""
+    return [(i * size) // n for i in range(n)]
 
 
 def swap_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

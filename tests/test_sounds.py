@@ -12,7 +12,7 @@ from disentangle.recipe import apply_overrides, parse_recipe
 from disentangle.report import render
 from disentangle.sounds import INDEX, save_sounds
 from disentangle.training import build_pipeline, train
-from disentangle.visualize import shown_sequences, swap_pairs
+from disentangle.visualize import shown_indices, shown_sequences, swap_pairs
 from toy_plugins import TOY_RECIPE, toy_registry
 
 
@@ -59,7 +59,7 @@ def test_to_audio_writes_a_b_and_the_swap_of_the_pictures_pairs(tmp_path, pipe):
     names = [p.name for p in written]
     assert names == ["swap-0-a-sine.wav", "swap-0-b-sine.wav", "swap-0-sine.wav",
                      "swap-1-a-sine.wav", "swap-1-b-sine.wav", "swap-1-sine.wav"]
-    # the sequences are the picture's: pairs (0, 3) and (1, 4) of the first 6 test sequences, then the swaps
+    # the sequences are the picture's: pairs (0, 3) and (1, 4) of the 6 shown test sequences, then the swaps
     a, b = swap_pairs(shown_sequences(pipe.data, 6, torch.device("cpu")))
     with torch.no_grad():
         swapped = pipe.model.swap(a[:2], b[:2])
@@ -71,7 +71,7 @@ def test_to_audio_writes_a_b_and_the_swap_of_the_pictures_pairs(tmp_path, pipe):
         want = sine_audio(x[None])[0][0].numpy()
         assert np.abs(samples - want).max() < 1e-3, path.name
     index = (out / INDEX).read_text()
-    assert "swap-0-sine.wav: z_f of a with z_1:T of b" in index and "b = test sequence 3" in index
+    assert "swap-0-sine.wav: z_f of a with z_1:T of b" in index and f"b = test sequence {shown_indices(len(pipe.data.split('test')), 6)[3]}" in index
     assert "A test tone, not the data." in index
 
 
