@@ -26,35 +26,41 @@ from torch import nn
 import disentangle
 
 #: Bump when the network or the file layout changes (older files are refused with a hint).
-FORMAT = 1
+FORMAT = 2
 
 
 class JudgeNet(nn.Module):
-    """Frame encoder (a small conv net for ``(C, H, W)`` frames, an MLP otherwise) -> bidirectional
-    GRU over time -> one linear head per factor."""
+    """Frame encoder (a small conv net for ``(C, H, W)`` frames, an MLP otherwise) over each frame and
+    its step to the next -> bidirectional GRU over time -> one linear head per factor."""
 
     def __init__(self, feature_shape: Sequence[int], factors: dict[str, int], width: int = 32, hidden: int = 128):
         super().__init__()
         self.feature_shape, self.factors = tuple(feature_shape), dict(factors)
+        # Each frame is seen together with its difference to the next one (zero for the last), so the
+        # motion between frames reaches the recurrent layer at full resolution.
         if len(self.feature_shape) == 3:
-            c = self.feature_shape[0]
+            c = 2 * self.feature_shape[0]
+            # Full-resolution first layer and max pooling: small shapes keep their outline.
             self.frame = nn.Sequential(
-                nn.Conv2d(c, width, 3, 2, 1), nn.ReLU(),
-                nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(),
-                nn.Conv2d(2 * width, 2 * width, 3, 2, 1), nn.ReLU(),
-                nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, hidden), nn.ReLU())
+                nn.Conv2d(c, width, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(width, 2 * width, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(2 * width, 2 * width, 3, 1, 1), nn.ReLU(),
+                nn.AdaptiveMaxPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, hidden), nn.ReLU())
         else:
-            size = int(np.prod(self.feature_shape))
+            size = 2 * int(np.prod(self.feature_shape))
             self.frame = nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.rnn = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
-        self.heads = nn.ModuleDict({name: nn.Linear(4 * hidden, n) for name, n in self.factors.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(5 * hidden, n) for name, n in self.factors.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits ``{factor: (B, classes)}`` for sequences ``(B, T, *feature_shape)``."""
         b, t = x.shape[:2]
+        step = torch.cat([x[:, 1:] - x[:, :-1], torch.zeros_like(x[:, :1])], dim=1)
+        x = torch.cat([x, step], dim=2)
         h = self.frame(x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1)
         seq, last = self.rnn(h)
-        feats = torch.cat([seq.mean(1), last.transpose(0, 1).reshape(b, -1)], dim=1)
+        # The frames' mean feature is a direct path for the factors every frame shows (shape, colour).
+        feats = torch.cat([h.mean(1), seq.mean(1), last.transpose(0, 1).reshape(b, -1)], dim=1)
         return {name: head(feats) for name, head in self.heads.items()}
 
 
