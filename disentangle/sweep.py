@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -187,19 +188,24 @@ def tabulate(grouped: dict[str, list[Path]]) -> Table:
 
 def group_runs(run_dirs: Sequence[Path]) -> dict[str, list[Path]]:
     """Group run directories whose resolved recipes differ only in ``train.seed``; each group is
-    named after its first run (without a ``-seedN`` suffix)."""
-    groups: dict[str, list[Path]] = {}
-    names: dict[str, str] = {}
+    named after its first run (without a ``-seedN`` suffix), prefixed with that run's parent folder
+    when another group would get the same name (sweeps of different presets name their runs alike)."""
+    members: dict[str, list[Path]] = {}
     for d in run_dirs:
         d = Path(d)
         if not (d / "recipe.toml").is_file():
             raise DisentangleError(f"{d} is not a run directory (no recipe.toml)", hint="pass run directories of `disentangle run`")
         raw = read_toml(d / "recipe.toml")
         raw.get("train", {}).pop("seed", None)
-        key = json.dumps(raw, sort_keys=True, default=str)
-        if key not in names:
-            names[key] = re.sub(r"-seed\d+$", "", d.name)
-        groups.setdefault(names[key], []).append(d)
+        members.setdefault(json.dumps(raw, sort_keys=True, default=str), []).append(d)
+    short = {key: re.sub(r"-seed\d+$", "", dirs[0].name) for key, dirs in members.items()}
+    taken = Counter(short.values())
+    groups: dict[str, list[Path]] = {}
+    for key, dirs in members.items():
+        name = short[key] if taken[short[key]] == 1 else f"{dirs[0].parent.name}/{short[key]}"
+        while name in groups:  # same folder and name, different recipes
+            name += "'"
+        groups[name] = dirs
     return groups
 
 

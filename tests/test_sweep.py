@@ -46,6 +46,21 @@ def test_compare_groups_seeds_and_reports_mean_std(tmp_path):
     assert "0.85 ± 0.05" in result.output and (tmp_path / "compare.csv").read_text().startswith("group,metric")
 
 
+def test_compare_keeps_presets_with_the_same_run_names_apart(tmp_path):
+    # two sweeps (presets) name their runs alike: quickstart-base-seedN in full/ and in no-mi/
+    dirs = []
+    for preset, lr, values in (("full", 0.1, (0.8, 0.9)), ("no-mi", 0.2, (0.4, 0.6))):
+        (tmp_path / preset).mkdir()
+        for s, v in enumerate(values):
+            d = fake(tmp_path / preset, f"quickstart-base-seed{s}", s, v)
+            (d / "recipe.toml").write_text(f"[train]\nseed = {s}\nlr = {lr}\n")
+            dirs.append(d)
+    groups = sw.group_runs(dirs)
+    assert sorted(groups) == ["full/quickstart-base", "no-mi/quickstart-base"]
+    table = sw.tabulate(groups)
+    assert table.cell("judge/static/acc", "no-mi/quickstart-base") == "0.5 ± 0.1"
+
+
 def test_sweep_skips_finished_and_resumes_killed_runs(tmp_path, monkeypatch):
     import disentangle.training as training
     from test_cli import TINY
