@@ -77,8 +77,13 @@ def save_sounds(model: S3VAE, data: SequenceData, out_dir: Path, n: int, device:
     if to_audio is None:
         return []
     a, b = swap_pairs(shown_sequences(data, n, device))
-    size = len(data.split("test"))
-    index = shown_indices(size, min(n, size))  # test-split index of each shown sequence
+    split = data.split("test")
+    index = shown_indices(len(split), min(n, len(split)))  # test-split index of each shown sequence
+
+    def named(i: int) -> str:  # "test sequence 7 (speaker george, content 0)" when items carry meta
+        meta = split[i].get("meta") or {}
+        return f"test sequence {i}" + (f" ({', '.join(f'{k} {v}' for k, v in meta.items())})" if meta else "")
+
     half = len(a)  # pair i: shown sequences i and half + i
     a, b = a[:pairs], b[:pairs]
     k = len(a)
@@ -93,9 +98,9 @@ def save_sounds(model: S3VAE, data: SequenceData, out_dir: Path, n: int, device:
         f"Sounds of the first {k} pair(s) (a, b) of swap.png (pair i is its rows 4i+1 to 4i+4), "
         f"{audio.sample_rate} Hz mono:"]
     for i in range(k):
-        for role, wave_, what in (("-a", audio.waves[i], f"a = test sequence {index[i]} (row {4 * i + 1})"),
-                                  ("-b", audio.waves[k + i], f"b = test sequence {index[half + i]} (row {4 * i + 2})"),
-                                  ("", audio.waves[2 * k + i], f"z_f of a with z_1:T of b (row {4 * i + 3})")):
+        for role, wave_, what in (("-a", audio.waves[i], f"a = {named(index[i])}, row {4 * i + 1}"),
+                                  ("-b", audio.waves[k + i], f"b = {named(index[half + i])}, row {4 * i + 2}"),
+                                  ("", audio.waves[2 * k + i], f"z_f of a with z_1:T of b, row {4 * i + 3}")):
             path = write_wav(wave_, audio.sample_rate, out_dir / f"swap-{i}{role}{tag}.wav")
             written.append(path)
             lines.append(f"  {path.name}: {what}")

@@ -12,10 +12,22 @@ from disentangle.io import atomic_path
 from disentangle.model import S3VAE
 
 
-def sequence_grid(rows: list[torch.Tensor], pad: int = 2) -> torch.Tensor:
-    """Stack image sequences ``(T, 3, H, W)`` as rows of one picture."""
-    frames = torch.cat([r.clamp(0, 1).cpu() for r in rows])
-    return make_grid(frames, nrow=rows[0].shape[0], padding=pad, pad_value=1.0)
+def sequence_grid(rows: list[torch.Tensor], pad: int = 2, frame_gap: int | None = None) -> torch.Tensor:
+    """Stack image sequences ``(T, 3, H, W)`` as rows of one picture, ``pad`` white pixels around the
+    rows and ``frame_gap`` (default ``pad``) between the frames of a row (0: a row is one image, e.g.
+    a spectrogram)."""
+    gap = pad if frame_gap is None else frame_gap
+    if gap == pad:
+        frames = torch.cat([r.clamp(0, 1).cpu() for r in rows])
+        return make_grid(frames, nrow=rows[0].shape[0], padding=pad, pad_value=1.0)
+    joined = []
+    for r in rows:
+        r = r.clamp(0, 1).cpu()
+        parts = [r[0]]
+        for frame in r[1:]:
+            parts += [torch.ones(*frame.shape[:-1], gap), frame]
+        joined.append(torch.cat(parts, dim=-1))
+    return make_grid(torch.stack(joined), nrow=1, padding=pad, pad_value=1.0)
 
 
 def _save(grid: torch.Tensor, path: Path) -> Path:
@@ -58,11 +70,13 @@ def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, devic
     if data.to_images(x[:1]) is None:
         return []
     written = []
+    gap = getattr(data, "frame_gap", None)  # optional: pixels between the frames of a row (0: spectrograms)
+
     xi, recon = data.to_images(x), data.to_images(model.reconstruct(x))
     rows = [r for i in range(n) for r in (xi[i], recon[i])]
-    written.append(_save(sequence_grid(rows), out_dir / "reconstruction.png"))
+    written.append(_save(sequence_grid(rows, frame_gap=gap), out_dir / "reconstruction.png"))
     gen = data.to_images(model.generate(n, x.shape[1]))
-    written.append(_save(sequence_grid(list(gen)), out_dir / "generation.png"))
+    written.append(_save(sequence_grid(list(gen), frame_gap=gap), out_dir / "generation.png"))
     half = n // 2
     if half == 0:  # a single test sequence: nothing to swap with
         return written
@@ -72,5 +86,5 @@ def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, devic
     rows = []
     for i in range(half):
         rows += [ai[i], bi[i], ab[i], ba[i]]
-    written.append(_save(sequence_grid(rows), out_dir / "swap.png"))
+    written.append(_save(sequence_grid(rows, frame_gap=gap), out_dir / "swap.png"))
     return written

@@ -373,5 +373,7 @@ def test_fsdd_recipe_trains_and_reports_the_eer_table(tmp_path):
         wave, rate = sf.read(images / name)
         assert rate == 16000 and wave.ndim == 1 and len(wave) == (8 - 1) * 160  # one window of T = 8 frames
         assert np.isfinite(wave).all() and np.sqrt(np.mean(wave ** 2)) > 1e-3
-    assert "Griffin-Lim approximations" in (images / "sounds.txt").read_text()
+    listing = (images / "sounds.txt").read_text()
+    assert "Griffin-Lim approximations" in listing
+    assert "(utterance " in listing and ", speaker " in listing  # each sound says whose window it is
     assert "<audio controls" in (tmp_path / "run" / "report.html").read_text()

@@ -188,6 +188,9 @@ class SpeechCorpus(disentangle.SequenceData):
     def fingerprint(self) -> str:
         return self._fingerprint
 
+    #: The run's pictures draw a window's frames side by side without a gap: one spectrogram per row.
+    frame_gap = 0
+
     def to_images(self, x: torch.Tensor) -> torch.Tensor:
         """Each frame as a coloured column ``(3, 80, FRAME_PX)``, low frequencies at the bottom, so that a
         row of frames in the run's pictures reads as a spectrogram (normalised log-mel, -3..3 std)."""
