@@ -165,8 +165,11 @@ class Table:
         return f"{mean:.4g} ± {std:.2g}" if n > 1 else f"{mean:.4g}"
 
     def markdown(self) -> str:
-        lines = ["| metric | " + " | ".join(self.groups) + " |", "|---|" + "---|" * len(self.groups)]
-        lines += ["| " + m + " | " + " | ".join(self.cell(m, g) for g in self.groups) + " |" for m in self.metrics]
+        def esc(text: str) -> str:  # a "|" inside a cell (as in H(y|x)) would end the cell
+            return text.replace("|", "\\|")
+
+        lines = ["| metric | " + " | ".join(map(esc, self.groups)) + " |", "|---|" + "---|" * len(self.groups)]
+        lines += ["| " + esc(m) + " | " + " | ".join(self.cell(m, g) for g in self.groups) + " |" for m in self.metrics]
         return "\n".join(lines) + "\n"
 
 

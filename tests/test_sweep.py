@@ -30,7 +30,8 @@ def fake(tmp_path, name, seed, value):
     d = tmp_path / name
     d.mkdir()
     (d / "recipe.toml").write_text(f"[train]\nseed = {seed}\nlr = 0.1\n")
-    (d / "eval.json").write_text(json.dumps({"judge": {"static/acc/mean": value, "static/acc/std": 0.5},
+    (d / "eval.json").write_text(json.dumps({"judge": {"static/acc/mean": value, "static/acc/std": 0.5,
+                                                       "static/shape/H(y|x)/mean": value},
                                              "reconstruction": {"mse": value / 10}}))
     return d
 
@@ -44,6 +45,8 @@ def test_compare_groups_seeds_and_reports_mean_std(tmp_path):
     result = runner.invoke(app, ["compare", *map(str, dirs), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "0.85 ± 0.05" in result.output and (tmp_path / "compare.csv").read_text().startswith("group,metric")
+    # a "|" in a metric name is escaped, or it would split the Markdown table's cell
+    assert "| judge/static/shape/H(y\\|x) | 0.85 ± 0.05 |" in (tmp_path / "compare.md").read_text()
 
 
 def test_compare_keeps_presets_with_the_same_run_names_apart(tmp_path):

@@ -1,0 +1,71 @@
+"""The compact Table 1 of a `benchmarks/table1.sh` sweep: one row per preset, judge Acc both ways
+(mean ± std over seeds) and each factor's Acc / IS / H(y|x) / H(y).
+
+    python benchmarks/table1_summary.py sweeps/quickstart/compare.csv --out benchmarks/results/quickstart-table1.json
+
+Reads the `compare.csv` that `disentangle compare` wrote (group, metric, mean, std, n), prints two
+Markdown tables and writes them, with every number, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+from pathlib import Path
+
+ORDER = ("full", "baseline", "baseline-sv", "no-dfp", "no-scc", "no-mi")
+SCORES = ("Acc", "IS", "H(y|x)", "H(y)")
+
+
+def read(path: Path) -> dict[str, dict[str, tuple[float, float, int]]]:
+    rows: dict[str, dict[str, tuple[float, float, int]]] = {}
+    with path.open() as fh:
+        for r in csv.DictReader(fh):
+            preset = r["group"].split("/")[0]
+            rows.setdefault(preset, {})[r["metric"]] = (float(r["mean"]), float(r["std"]), int(r["n"]))
+    return rows
+
+
+def cell(v: tuple[float, float, int] | None, scale: float = 1.0, digits: int = 1) -> str:
+    if v is None:
+        return "–"
+    return f"{scale * v[0]:.{digits}f} ± {scale * v[1]:.{digits}f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("compare_csv", type=Path)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    rows = read(args.compare_csv)
+    presets = [p for p in ORDER if p in rows] + sorted(set(rows) - set(ORDER))
+    factors = {keep: sorted({m.split("/")[2] for r in rows.values() for m in r
+                             if m.startswith(f"judge/{keep}/") and m.count("/") == 3}) for keep in ("static", "dynamic")}
+    seeds = sorted({v[2] for r in rows.values() for v in r.values()})
+
+    lines = ["| preset | Acc keeping z_f (%) | Acc keeping z_1:T (%) | reconstruction MSE |", "|---|---|---|---|"]
+    for p in presets:
+        r = rows[p]
+        lines.append(f"| {p} | {cell(r.get('judge/static/acc'), 100)} | {cell(r.get('judge/dynamic/acc'), 100)} | "
+                     f"{cell(r.get('reconstruction/mse'), 1.0, 4)} |")
+    lines += ["", "| preset | kept | factor | " + " | ".join(s.replace("|", "\\|") for s in SCORES) + " |", "|---|---|---|" + "---|" * len(SCORES)]
+    for p in presets:
+        for keep, fs in factors.items():
+            for f in fs:
+                vals = [cell(rows[p].get(f"judge/{keep}/{f}/{s}"), 100 if s == "Acc" else 1.0, 1 if s == "Acc" else 3)
+                        for s in SCORES]
+                lines.append(f"| {p} | {'z_f' if keep == 'static' else 'z_1:T'} | {f} | " + " | ".join(vals) + " |")
+    text = "\n".join(lines)
+    print(f"runs per preset: {seeds}\n")
+    print(text)
+    if args.out:
+        args.out.write_text(json.dumps({"source": str(args.compare_csv), "machine": platform.platform(),
+                                        "processor": platform.processor() or platform.machine(),
+                                        "markdown": text, "rows": rows}, indent=2))
+        print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
