@@ -179,6 +179,21 @@ def direction_class(dx: int, dy: int) -> int:
     return 3 * (int(np.sign(dy)) + 1) + int(np.sign(dx)) + 1
 
 
+def bounce(p: int, v: int, v_other: int, free: int, stochastic: bool,
+           rng: np.random.Generator) -> tuple[int, int, int]:
+    """One axis at a wall: a coordinate ``p`` outside ``[0, free)`` is put back on the wall and its
+    velocity ``v`` turned back (mirrored; stochastic bounces draw a new speed away from the wall, then
+    a new ``v_other`` for the other axis). Returns ``(p, v, v_other)``."""
+    if 0 <= p < free:
+        return p, v, v_other
+    low = p < 0
+    p = 0 if low else free - 1
+    if not stochastic:
+        return p, -v, v_other
+    v = int(rng.integers(1, MAX_SPEED + 1)) if low else int(rng.integers(-MAX_SPEED, 0))
+    return p, v, int(rng.integers(-MAX_SPEED, MAX_SPEED + 1))
+
+
 def trajectory(rng: np.random.Generator, seq_len: int, stochastic: bool) -> tuple[np.ndarray, int]:
     """Top-left corners ``(T, 2)`` as (row, col) of one digit, and its initial direction class."""
     free = CANVAS - DIGIT
@@ -187,22 +202,8 @@ def trajectory(rng: np.random.Generator, seq_len: int, stochastic: bool) -> tupl
     first = direction_class(dx, dy)
     pos = np.zeros((seq_len, 2), dtype=np.int64)
     for t in range(seq_len):
-        if sy < 0:
-            sy = 0
-            dy, dx = (-dy, dx) if not stochastic else (int(rng.integers(1, MAX_SPEED + 1)),
-                                                       int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)))
-        elif sy >= free:
-            sy = free - 1
-            dy, dx = (-dy, dx) if not stochastic else (int(rng.integers(-MAX_SPEED, 0)),
-                                                       int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)))
-        if sx < 0:
-            sx = 0
-            dx, dy = (-dx, dy) if not stochastic else (int(rng.integers(1, MAX_SPEED + 1)),
-                                                       int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)))
-        elif sx >= free:
-            sx = free - 1
-            dx, dy = (-dx, dy) if not stochastic else (int(rng.integers(-MAX_SPEED, 0)),
-                                                       int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)))
+        sy, dy, dx = bounce(sy, dy, dx, free, stochastic, rng)
+        sx, dx, dy = bounce(sx, dx, dy, free, stochastic, rng)
         pos[t] = (sy, sx)
         sy += dy
         sx += dx
