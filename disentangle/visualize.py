@@ -17,9 +17,6 @@ def sequence_grid(rows: list[torch.Tensor], pad: int = 2, frame_gap: int | None 
     rows and ``frame_gap`` (default ``pad``) between the frames of a row (0: a row is one image, e.g.
     a spectrogram)."""
     gap = pad if frame_gap is None else frame_gap
-    if gap == pad:
-        frames = torch.cat([r.clamp(0, 1).cpu() for r in rows])
-        return make_grid(frames, nrow=rows[0].shape[0], padding=pad, pad_value=1.0)
     joined = []
     for r in rows:
         r = r.clamp(0, 1).cpu()
