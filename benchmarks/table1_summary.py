@@ -43,7 +43,7 @@ def main() -> None:
     presets = [p for p in ORDER if p in rows] + sorted(set(rows) - set(ORDER))
     factors = {keep: sorted({m.split("/")[2] for r in rows.values() for m in r
                              if m.startswith(f"judge/{keep}/") and m.count("/") == 3}) for keep in ("static", "dynamic")}
-    seeds = sorted({v[2] for r in rows.values() for v in r.values()})
+    runs = sorted({v[2] for r in rows.values() for v in r.values()})
 
     lines = ["| preset | Acc keeping z_f (%) | Acc keeping z_1:T (%) | reconstruction MSE |", "|---|---|---|---|"]
     for p in presets:
@@ -58,7 +58,7 @@ def main() -> None:
                         for s in SCORES]
                 lines.append(f"| {p} | {'z_f' if keep == 'static' else 'z_1:T'} | {f} | " + " | ".join(vals) + " |")
     text = "\n".join(lines)
-    print(f"runs per preset: {seeds}\n")
+    print(f"runs per preset: {runs}\n")
     print(text)
     if args.out:
         args.out.write_text(json.dumps({"source": str(args.compare_csv), "machine": platform.platform(),
