@@ -11,6 +11,12 @@
 # presets at a time (on CPU one thread each: what 2 cores do best; on one GPU use PARALLEL=1); JUDGE_EPOCHS sets the judge's
 # training, SEEDS the seeds; EXTRA="key=value ..." adds --set overrides to every run and the judge
 # (a smoke test: EXTRA="data.num_train=64 data.num_test=32 train.max_steps=5" SEEDS=0 JUDGE_EPOCHS=1).
+# PRESETS="full baseline" runs only those presets.
+# EVAL=later (for a GPU, where one device runs several trainings at once): the judge trains while the
+# models train; each run is evaluated with the judge after every training has finished
+# (`disentangle evaluate`, PARALLEL at a time). TRAIN_LIMIT=SECONDS stops the trainings after that long
+# (SIGTERM: each writes a checkpoint and stops); a run stopped before its end is not evaluated and is
+# listed in OUT/unfinished.txt.
 set -euo pipefail
 OUT=${1:-sweeps/quickstart}
 PARALLEL=${PARALLEL:-2}
@@ -20,12 +26,28 @@ RECIPE=${RECIPE:-recipes/quickstart.toml}
 DEVICE=${DEVICE:-cpu}
 extra=()
 for kv in ${EXTRA:-}; do extra+=(--set "$kv"); done
+EVAL=${EVAL:-inline}
+PRESETS=${PRESETS:-full baseline baseline-sv no-dfp no-scc no-mi}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-[ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${extra[@]}" --epochs "$JUDGE_EPOCHS" --device "$DEVICE" --out "$OUT/judge.pt"
-
+train_judge() {
+  [ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${extra[@]}" --epochs "$JUDGE_EPOCHS" --device "$DEVICE" --out "$OUT/judge.pt" > "$OUT/judge.log" 2>&1
+  echo "judge: $(tail -n 1 "$OUT/judge.log")"
+}
 METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}]"
+judge_pid=none
+if [ "$EVAL" = later ]; then
+  train_judge & judge_pid=$!
+  RUN_METRICS=(--set 'eval.metrics=[{use="reconstruction"}]' --set eval.images=false)
+else
+  train_judge
+  RUN_METRICS=(--set "$METRICS")
+fi
+# wait until fewer than PARALLEL jobs (the judge's aside) are running
+throttle() { while [ "$(jobs -rp | grep -cvx "$judge_pid")" -ge "$PARALLEL" ]; do sleep 1; done; }
+limit=()
+[ -n "${TRAIN_LIMIT:-}" ] && limit=(timeout -s TERM "$TRAIN_LIMIT")
 # The recipe's [[regularizers]] without the one named, as an inline TOML list (the ablations keep
 # the other regularizer with the recipe's own parameters).
 without() {
@@ -40,8 +62,8 @@ PY
 # preset name, then its --set arguments (docs/recipes.md, "Baselines, ablations, sweeps")
 run_preset() {
   local name=$1; shift
-  disentangle sweep "$RECIPE" --seeds "$SEEDS" --set "$METRICS" "${extra[@]}" "$@" --device "$DEVICE" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
-  echo "finished $name"
+  if "${limit[@]}" disentangle sweep "$RECIPE" --seeds "$SEEDS" "${RUN_METRICS[@]}" "${extra[@]}" "$@" --device "$DEVICE" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+  then echo "finished $name"; else echo "stopped $name (see $OUT/$name.log)"; fi
 }
 
 presets=(
@@ -52,18 +74,29 @@ presets=(
   "no-scc|regularizers=$(without triplet-scc)"
   "no-mi|regularizers=$(without mi-mws)"
 )
-running=0
 for spec in "${presets[@]}"; do
   IFS='|' read -r name rest <<< "$spec"
+  [[ " $PRESETS " == *" $name "* ]] || continue
   args=()
   if [ -n "${rest:-}" ]; then
     IFS='|' read -r -a sets <<< "$rest"
     for s in "${sets[@]}"; do args+=(--set "$s"); done
   fi
   run_preset "$name" "${args[@]}" &
-  running=$((running + 1))
-  if [ "$running" -ge "$PARALLEL" ]; then wait -n; running=$((running - 1)); fi
+  throttle
 done
-wait
-disentangle compare "$OUT"/*/*-seed* --out "$OUT"
+wait  # the trainings (and the judge)
+if [ "$EVAL" = later ]; then
+  : > "$OUT/unfinished.txt"
+  for run in "$OUT"/*/*-seed*; do
+    if [ ! -f "$run/sweep-done.json" ]; then echo "$run" >> "$OUT/unfinished.txt"; continue; fi
+    (disentangle evaluate "$run" --set "$METRICS" --set eval.images=true --device "$DEVICE" > "$run/evaluate.log" 2>&1 \
+      || echo "evaluation failed: $run/evaluate.log") &
+    throttle
+  done
+  wait
+fi
+evaluated=()
+for run in "$OUT"/*/*-seed*; do [ -f "$run/eval.json" ] && evaluated+=("$run"); done
+disentangle compare "${evaluated[@]}" --out "$OUT"
 echo "table: $OUT/compare.md"
