@@ -11,7 +11,8 @@
 # presets at a time (on CPU one thread each: what 2 cores do best; on one GPU use PARALLEL=1); JUDGE_EPOCHS sets the judge's
 # training, SEEDS the seeds; EXTRA="key=value ..." adds --set overrides to every run and the judge
 # (a smoke test: EXTRA="data.num_train=64 data.num_test=32 train.max_steps=5" SEEDS=0 JUDGE_EPOCHS=1).
-# PRESETS="full baseline" runs only those presets.
+# PRESETS="full baseline" runs only those presets; EXTRA_PRESETS adds presets, one per line, written
+# as below (name|key=value|key=value), e.g. EXTRA_PRESETS='fg100|tasks.0.weight=100'.
 # EVAL=later (for a GPU, where one device runs several trainings at once): the judge trains while the
 # models train; each run is evaluated with the judge after every training has finished
 # (`disentangle evaluate`, PARALLEL at a time). TRAIN_LIMIT=SECONDS stops the trainings after that long
@@ -74,6 +75,7 @@ presets=(
   "no-scc|regularizers=$(without triplet-scc)"
   "no-mi|regularizers=$(without mi-mws)"
 )
+while IFS= read -r line; do [ -n "$line" ] && presets+=("$line"); done <<< "${EXTRA_PRESETS:-}"
 for spec in "${presets[@]}"; do
   IFS='|' read -r name rest <<< "$spec"
   [[ " $PRESETS " == *" $name "* ]] || continue
