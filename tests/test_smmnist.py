@@ -71,6 +71,22 @@ def test_digit_labels_match_the_pixels(tmp_path):
         assert peak == 100 + 10 * train.stored_labels()["digit1"][i]
 
 
+def test_two_digits_are_numbered_by_identity_then_position(tmp_path):
+    """digit1 <= digit2 in every sequence, and both identities are the digits drawn: a brighter square
+    (a larger label) is never digit1 when the other is dimmer."""
+    data = _data(tmp_path)
+    for name in ("train", "test"):
+        labels = data.split(name).stored_labels()
+        assert (labels["digit1"] <= labels["digit2"]).all()
+    train = data.split("train")
+    for i in range(len(train)):
+        values = {int(v) for v in np.unique(train.stored_x()[i, 0]) if v > 0}
+        d1, d2 = int(train.stored_labels()["digit1"][i]), int(train.stored_labels()["digit2"][i])
+        assert 100 + 10 * d1 in values or 100 + 10 * d1 + 100 + 10 * d2 in values or 2 * (100 + 10 * d1) in values
+    assert smmnist.label_order([(7, 0, 0, 1), (3, 5, 5, 2)]) == [(3, 5, 5, 2), (7, 0, 0, 1)]
+    assert smmnist.label_order([(4, 9, 0, 1), (4, 2, 30, 8)]) == [(4, 2, 30, 8), (4, 9, 0, 1)]
+
+
 def test_same_seed_same_data_and_cache_reused(tmp_path):
     a = _data(tmp_path)
     mtime = (a.cache_path / "manifest.json").stat().st_mtime_ns

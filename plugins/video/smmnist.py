@@ -25,7 +25,11 @@ files there instead (``train-images-idx3-ubyte`` etc., optionally ``.gz``).
 
 **Labels.** Static: ``digit1``, ``digit2`` (the identities, 10 classes each). Dynamic: ``direction1``,
 ``direction2``: the compass class of each digit's initial velocity (9 classes: ``3*(sign dy + 1) +
-sign dx + 1``, 4 = still). They describe the motion only until the digit's first bounce.
+sign dx + 1``, 4 = still). They describe the motion only until the digit's first bounce. The digits
+of a sequence are numbered in an order one can see: by identity (``digit1 <= digit2``), then by
+first position (row, column), so that a classifier can tell which is which; ``direction<k>`` belongs
+to ``digit<k>``. (Numbered in drawing order, two digits look alike and a judge cannot do better than
+guess which one is "1".)
 
 The set is built once into ``<cache_dir>/smmnist-<key>/`` (uint8 ``(N, T, 64, 64)`` .npy files and a
 ``manifest.json`` written last) and memory-mapped after that. Measured on 2 shared CPU cores: about
@@ -54,7 +58,7 @@ import disentangle
 from disentangle_plugins.video import common
 
 #: Bump when the generator or the cache layout changes (invalidates cached builds).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: digits numbered by identity, then first position (was: drawing order)
 
 CANVAS = 64
 DIGIT = 32
@@ -210,10 +214,17 @@ def trajectory(rng: np.random.Generator, seq_len: int, stochastic: bool) -> tupl
     return pos, first
 
 
+def label_order(drawn: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """The digits of one sequence, each ``(identity, first row, first column, direction)``, in the
+    order their labels are numbered: by identity, then by first position."""
+    return sorted(drawn)
+
+
 def generate(digits28: np.ndarray, digit_labels: np.ndarray, n: int, config: SMMNISTConfig,
              rng: np.random.Generator, description: str) -> tuple[np.ndarray, np.ndarray]:
     """``n`` sequences uint8 ``(n, T, 64, 64)`` and labels int64 ``(n, 2 * digits)`` (identities, then
-    initial directions), with a progress bar. Digits are resized to 32x32 when first drawn."""
+    initial directions, the digits ordered by :func:`label_order`), with a progress bar. Digits are
+    resized to 32x32 when first drawn."""
     resized: dict[int, np.ndarray] = {}
     t_len, k = config.seq_len, config.digits
     frames = np.zeros((n, t_len, CANVAS, CANVAS), dtype=np.uint8)
@@ -221,6 +232,7 @@ def generate(digits28: np.ndarray, digit_labels: np.ndarray, n: int, config: SMM
     canvas = np.zeros((t_len, CANVAS, CANVAS), dtype=np.uint16)
     for i in disentangle.track(range(n), total=n, description=description):
         canvas[:] = 0
+        drawn = []
         for d in range(k):
             idx = int(rng.integers(len(digits28)))
             if idx not in resized:
@@ -229,7 +241,9 @@ def generate(digits28: np.ndarray, digit_labels: np.ndarray, n: int, config: SMM
             for t in range(t_len):
                 r, c = pos[t]
                 canvas[t, r: r + DIGIT, c: c + DIGIT] += resized[idx]
-            labels[i, d], labels[i, k + d] = digit_labels[idx], first
+            drawn.append((int(digit_labels[idx]), int(pos[0, 0]), int(pos[0, 1]), first))
+        for d, (identity, _, _, first) in enumerate(label_order(drawn)):
+            labels[i, d], labels[i, k + d] = identity, first
         np.minimum(canvas, 255, out=frames[i], casting="unsafe")
     return frames, labels
 
