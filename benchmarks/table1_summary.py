@@ -4,7 +4,11 @@
     python benchmarks/table1_summary.py sweeps/quickstart/compare.csv --out benchmarks/results/quickstart-table1.json
 
 Reads the `compare.csv` that `disentangle compare` wrote (group, metric, mean, std, n), prints two
-Markdown tables and writes them, with every number, as JSON.
+Markdown tables and writes them, with every number, as JSON. `--paper dynamic` adds the paper's
+Table 1 columns for Sprites: Acc = the average of the two directions (appearance kept with z_f, the
+mean over the static factors; the action class of the named dynamic factor kept with z_1:T), IS,
+H(y|x), H(y) of that factor. The average is of the seed means: compare.csv has no per-seed values,
+so it has no ± of its own. `--hardware` names the machine that trained the runs (default: this one).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("compare_csv", type=Path)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--paper", default=None, metavar="FACTOR",
+                    help="the dynamic factor whose Acc / IS / H(y|x) / H(y) the paper reports (Sprites: dynamic)")
+    ap.add_argument("--hardware", default=None, help="the machine that trained the runs")
     args = ap.parse_args()
     rows = read(args.compare_csv)
     presets = [p for p in ORDER if p in rows] + sorted(set(rows) - set(ORDER))
@@ -57,12 +64,22 @@ def main() -> None:
                 vals = [cell(rows[p].get(f"judge/{keep}/{f}/{s}"), 100 if s == "Acc" else 1.0, 1 if s == "Acc" else 3)
                         for s in SCORES]
                 lines.append(f"| {p} | {'z_f' if keep == 'static' else 'z_1:T'} | {f} | " + " | ".join(vals) + " |")
+    if args.paper:
+        f = args.paper
+        lines += ["", f"| preset | Acc (%, average of z_f kept and z_1:T kept: {f}) | IS | H(y\\|x) | H(y) |",
+                  "|---|---|---|---|---|"]
+        for p in presets:
+            r = rows[p]
+            static, dyn = r.get("judge/static/acc"), r.get(f"judge/dynamic/{f}/Acc")
+            acc = "–" if static is None or dyn is None else f"{50 * (static[0] + dyn[0]):.2f}"
+            lines.append(f"| {p} | {acc} | " + " | ".join(cell(r.get(f"judge/dynamic/{f}/{s}"), 1.0, 3)
+                                                        for s in SCORES[1:]) + " |")
     text = "\n".join(lines)
     print(f"runs per preset: {runs}\n")
     print(text)
     if args.out:
-        args.out.write_text(json.dumps({"source": str(args.compare_csv), "machine": platform.platform(),
-                                        "processor": platform.processor() or platform.machine(),
+        args.out.write_text(json.dumps({"source": str(args.compare_csv), "hardware": args.hardware or platform.platform(),
+                                        "summarised_on": platform.platform(),
                                         "markdown": text, "rows": rows}, indent=2))
         print(f"\nwrote {args.out}")
 
