@@ -69,13 +69,14 @@ def test_deterministic(tmp_path):
     assert not np.array_equal(a.split("train").frames[:16], a.split("test").frames)
 
 
-@pytest.mark.parametrize("resolution", [32, 64])
-def test_labels_match_pixels(tmp_path, resolution):
-    data = make(tmp_path, num_train=96, resolution=resolution)
+@pytest.mark.parametrize("resolution,sizes", [(32, (7, 11)), (64, (7, 11)), (32, (9, 13))])
+def test_labels_match_pixels(tmp_path, resolution, sizes):
+    data = make(tmp_path, num_train=96, resolution=resolution, sizes=sizes)
     split = data.split("train")
     for i in range(len(split)):
         lab = {k: int(v[i]) for k, v in split.labels.items()}
-        side = ms.size_px(lab["size"], resolution)
+        side = ms.size_px(lab["size"], resolution, sizes)
+        assert side == round(sizes[lab["size"]] * resolution / 32)
         mask = ms.shape_mask(lab["shape"], side)
         for t in range(split.frames.shape[1]):
             frame = split.frames[i, t]
@@ -113,6 +114,20 @@ def test_motion_matches_direction_and_speed(tmp_path):
     # north is up
     north = [i for i in range(len(split)) if split.labels["direction"][i] == ms.DIRECTIONS.index("N")]
     assert all(split.positions[i, 1, 0] < split.positions[i, 0, 0] for i in north)
+
+
+def test_sizes_option(tmp_path):
+    """`sizes` changes the data and its fingerprint; the default keeps the fingerprint that judges
+    trained before the option existed were saved with; bad values name the key."""
+    default = make(tmp_path)
+    assert make(tmp_path, sizes=(7, 11)).fingerprint == default.fingerprint
+    big = make(tmp_path, sizes=(9, 13))
+    assert big.fingerprint != default.fingerprint
+    assert (nonblack(big.split("train").frames.transpose(2, 0, 1, 3, 4)).sum()
+            > nonblack(default.split("train").frames.transpose(2, 0, 1, 3, 4)).sum())
+    for bad in ([9], [13, 9], [2, 5], [9, 30]):
+        with pytest.raises(ValueError, match="sizes"):
+            ms.MovingShapesConfig(sizes=bad)
 
 
 def test_bounces_stay_inside(tmp_path):
