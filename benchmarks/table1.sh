@@ -17,7 +17,7 @@
 # models train; each run is evaluated with the judge after every training has finished
 # (`disentangle evaluate`, PARALLEL at a time). TRAIN_LIMIT=SECONDS stops the trainings after that long
 # (SIGTERM: each writes a checkpoint and stops); a run stopped before its end is not evaluated and is
-# listed in OUT/unfinished.txt.
+# listed in OUT/unfinished.txt. Each preset's table is then OUT/<preset>/compare.{csv,md} (no sweep.*).
 set -euo pipefail
 OUT=${1:-sweeps/quickstart}
 PARALLEL=${PARALLEL:-2}
@@ -97,6 +97,12 @@ if [ "$EVAL" = later ]; then
     throttle
   done
   wait
+  # each preset's own table, from the judged eval.json (the sweep's held only the training-time metrics)
+  for dir in "$OUT"/*/; do
+    runs=(); for run in "$dir"*-seed*; do [ -f "$run/eval.json" ] && [ -f "$run/sweep-done.json" ] && runs+=("$run"); done
+    rm -f "$dir/sweep.csv" "$dir/sweep.md"
+    [ ${#runs[@]} -gt 0 ] && disentangle compare "${runs[@]}" --out "$dir" > /dev/null
+  done
 fi
 evaluated=()
 for run in "$OUT"/*/*-seed*; do [ -f "$run/eval.json" ] && evaluated+=("$run"); done
