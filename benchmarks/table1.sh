@@ -45,6 +45,8 @@ else
   train_judge
   RUN_METRICS=(--set "$METRICS")
 fi
+# the runs of the folders given that finished and were scored (sweep-done.json and eval.json)
+scored() { for run in "$@"; do [ -f "$run/sweep-done.json" ] && [ -f "$run/eval.json" ] && echo "$run"; done; }
 # wait until fewer than PARALLEL jobs (the judge's aside) are running
 throttle() { while [ "$(jobs -rp | grep -cvx "$judge_pid")" -ge "$PARALLEL" ]; do sleep 1; done; }
 limit=()
@@ -92,19 +94,19 @@ if [ "$EVAL" = later ]; then
   : > "$OUT/unfinished.txt"
   for run in "$OUT"/*/*-seed*; do
     if [ ! -f "$run/sweep-done.json" ]; then echo "$run" >> "$OUT/unfinished.txt"; continue; fi
+    # a failed evaluation leaves the training-time eval.json aside, so no table mistakes it for a judged one
     (disentangle evaluate "$run" --set "$METRICS" --set eval.images=true --device "$DEVICE" > "$run/evaluate.log" 2>&1 \
-      || echo "evaluation failed: $run/evaluate.log") &
+      || { mv "$run/eval.json" "$run/eval-training.json"; echo "evaluation failed: $run/evaluate.log"; }) &
     throttle
   done
   wait
   # each preset's own table, from the judged eval.json (the sweep's held only the training-time metrics)
   for dir in "$OUT"/*/; do
-    runs=(); for run in "$dir"*-seed*; do [ -f "$run/eval.json" ] && [ -f "$run/sweep-done.json" ] && runs+=("$run"); done
+    mapfile -t runs < <(scored "$dir"*-seed*)
     rm -f "$dir/sweep.csv" "$dir/sweep.md"
     [ ${#runs[@]} -gt 0 ] && disentangle compare "${runs[@]}" --out "$dir" > /dev/null
   done
 fi
-evaluated=()
-for run in "$OUT"/*/*-seed*; do [ -f "$run/eval.json" ] && evaluated+=("$run"); done
+mapfile -t evaluated < <(scored "$OUT"/*/*-seed*)
 disentangle compare "${evaluated[@]}" --out "$OUT"
 echo "table: $OUT/compare.md"
