@@ -12,10 +12,13 @@ WORK=${WORK:-/tmp/gpu-weights}
 DEVICE=${DEVICE:-cuda}
 export DISENTANGLE_CACHE_DIR=${DISENTANGLE_CACHE_DIR:-/tmp/disentangle-cache} PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$WORK"; OUT=$(cd "$OUT" && pwd)
-small="" je=${JUDGE_EPOCHS_SMMNIST:-30}
-[ "${SMOKE:-0}" = 1 ] && small="data.max_train=64 data.max_test=32 data.resolution=32 model.encoder.channels=[8,8,8] model.decoder.channels=[8,8,8] train.max_steps=4" && je=1
+small="" je=${JUDGE_EPOCHS_SMMNIST:-30} judge_small=()
+if [ "${SMOKE:-0}" = 1 ]; then
+  small="data.max_train=64 data.max_test=32 data.resolution=32 model.encoder.channels=[8,8,8] model.decoder.channels=[8,8,8] train.max_steps=4"
+  judge_small=(--set data.num_train=64 --set data.num_test=32) je=1
+fi
 SECONDS=0
-disentangle judge train recipes/smmnist.toml ${SMOKE:+--set data.num_train=64 --set data.num_test=32} --epochs "$je" --device "$DEVICE" \
+disentangle judge train recipes/smmnist.toml "${judge_small[@]}" --epochs "$je" --device "$DEVICE" \
   --out "$WORK/smmnist-judge.pt" > "$OUT/smmnist-judge.log" 2>&1 &
 RECIPE=recipes/sprites.toml EXTRA="data.root=$SPRITES_ROOT train.epochs=8 tasks.0.weight=1 $small" DEVICE=$DEVICE SEEDS=0 PARALLEL=6 \
   EVAL=later JUDGE_EPOCHS=${JUDGE_EPOCHS:-6} TRAIN_LIMIT=${TRAIN_LIMIT:-230} PRESETS="fg100 fg1000 mi0.1 fg1000-mi0.1 full-20 baseline-20" \
