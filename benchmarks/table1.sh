@@ -10,7 +10,9 @@
 # are skipped) and OUT/compare.{csv,md} (`disentangle compare` over every run). PARALLEL=2 runs two
 # presets at a time (on CPU one thread each: what 2 cores do best; on one GPU use PARALLEL=1); JUDGE_EPOCHS sets the judge's
 # training, SEEDS the seeds; EXTRA="key=value ..." adds --set overrides to every run and the judge
-# (a smoke test: EXTRA="data.num_train=64 data.num_test=32 train.max_steps=5" SEEDS=0 JUDGE_EPOCHS=1).
+# (a smoke test: EXTRA="data.num_train=64 data.num_test=32 train.max_steps=5" SEEDS=0 JUDGE_EPOCHS=1);
+# JUDGE_EXTRA="key=value ..." adds overrides for the judge alone, after EXTRA: JUDGE_EXTRA="data.num_train=20000"
+# trains it on more generated sequences of the same data (the judge is taken: its test split is the runs').
 # PRESETS="full baseline" runs only those presets; EXTRA_PRESETS adds presets, one per line, written
 # as below (name|key=value|key=value), e.g. EXTRA_PRESETS='fg100|tasks.0.weight=100'.
 # EVAL=later (for a GPU, where one device runs several trainings at once): the judge trains while the
@@ -27,13 +29,15 @@ RECIPE=${RECIPE:-recipes/quickstart.toml}
 DEVICE=${DEVICE:-cpu}
 extra=()
 for kv in ${EXTRA:-}; do extra+=(--set "$kv"); done
+judge_extra=("${extra[@]}")  # JUDGE_EXTRA: the judge's own, after EXTRA (e.g. more generated training sequences)
+for kv in ${JUDGE_EXTRA:-}; do judge_extra+=(--set "$kv"); done
 EVAL=${EVAL:-inline}
 PRESETS=${PRESETS:-full baseline baseline-sv no-dfp no-scc no-mi}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 train_judge() {
-  [ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${extra[@]}" --epochs "$JUDGE_EPOCHS" --device "$DEVICE" --out "$OUT/judge.pt" > "$OUT/judge.log" 2>&1
+  [ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${judge_extra[@]}" --epochs "$JUDGE_EPOCHS" --device "$DEVICE" --out "$OUT/judge.pt" > "$OUT/judge.log" 2>&1
   echo "judge: $(tail -n 1 "$OUT/judge.log")"
 }
 METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}]"

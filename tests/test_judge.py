@@ -96,3 +96,32 @@ def test_a_judge_for_another_data_version_is_refused(trained, tmp_path):
     assert "disentangle judge train" in info.value.hint
     with pytest.raises(disentangle.DisentangleError, match="does not exist"):
         J.load_judge(tmp_path / "missing.pt")
+
+
+def test_a_judge_trained_on_more_training_sequences_of_the_same_data_is_taken(trained, shapes, tmp_path):
+    """The judge was trained with num_train=400; data with 600 (or 200) training sequences has another
+    fingerprint but the same test split (moving-shapes draws it from its own stream), so the judge's
+    ceiling still holds and it is taken. Another test split (num_test, or a label changed) is refused."""
+    def data(**kw):
+        cfg = dict(num_train=400, num_test=128, seq_len=4, resolution=16) | kw
+        return MovingShapes(MovingShapesConfig(**cfg), disentangle.BuildContext(cache_dir=tmp_path, seed=0))
+
+    for n in (600, 200):
+        other = data(num_train=n)
+        assert other.fingerprint != shapes.fingerprint
+        assert J.test_fingerprint(other) == J.load_judge(trained).info["test_fingerprint"]
+        assert J.load_judge(trained, other).test_accuracy == J.load_judge(trained).test_accuracy
+    with pytest.raises(disentangle.DisentangleError, match="test split differs"):
+        J.load_judge(trained, data(num_test=100))
+
+    class Relabelled:  # the same frames, one test label changed
+        def __init__(self, inner):
+            self.spec, self.fingerprint, self.inner = inner.spec, "relabelled", inner
+
+        def split(self, name):
+            items = [dict(self.inner.split(name)[i]) for i in range(len(self.inner.split(name)))]
+            items[0] = {**items[0], "labels": {**items[0]["labels"], "shape": (items[0]["labels"]["shape"] + 1) % 3}}
+            return items
+
+    with pytest.raises(disentangle.DisentangleError, match="test split differs"):
+        J.load_judge(trained, Relabelled(shapes))

@@ -3,8 +3,11 @@
 A judge is a small sequence classifier trained by the project on a dataset's *real* training
 sequences and their ground-truth labels, one head per labelled factor (static and dynamic). It is
 saved with its held-out accuracy on the real test split (the ceiling any generated sequence can
-reach) and the dataset's fingerprint, so that evaluation refuses a judge trained on another
-version of the data. Build one with::
+reach), the dataset's fingerprint and a fingerprint of that test split (its sequences, labels and
+factors). Evaluation takes a judge whose data fingerprint matches, or, failing that, whose test
+split is the very one of the data evaluated (a judge trained on more generated training sequences
+of the same data, e.g. ``--set data.num_train=20000`` for SMMNIST); it refuses any other. Build one
+with::
 
     disentangle judge train recipes/quickstart.toml --out judges/moving-shapes.pt
 
@@ -13,6 +16,8 @@ Files hold only tensors, numbers and strings and are loaded with ``torch.load(we
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import tomllib
 from pathlib import Path
@@ -93,6 +98,20 @@ def factors_of(spec: disentangle.DataSpec) -> dict[str, int]:
     return factors
 
 
+def test_fingerprint(data: disentangle.SequenceData) -> str:
+    """A digest of what a judge's ceiling is measured on: the labelled factors and every real test
+    sequence and its labels, as a judge sees them (decoded items)."""
+    h = hashlib.sha256(json.dumps(factors_of(data.spec), sort_keys=True).encode())
+    split = data.split("test")
+    h.update(str(len(split)).encode())
+    for i in range(len(split)):
+        item = split[i]
+        x = item["x"]
+        h.update(np.ascontiguousarray(x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)).tobytes())
+        h.update(json.dumps({k: int(v) for k, v in item["labels"].items()}, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
 def _loader(split: Any, batch_size: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(split, batch_size=batch_size, shuffle=shuffle,
                                        generator=torch.Generator().manual_seed(seed),
@@ -153,6 +172,7 @@ def train_judge(data: disentangle.SequenceData, *, epochs: int = 5, batch_size: 
         "width": width, "hidden": hidden, "epochs": epochs, "seed": seed,
         "train_sequences": len(train), "test_sequences": len(data.split("test")),
         "test_accuracy": accuracy(net, data.split("test"), device),
+        "test_fingerprint": test_fingerprint(data),
         "train_seconds": round(time.perf_counter() - start, 1),
     }
     return Judge(net.cpu(), info)
@@ -168,7 +188,8 @@ BUILD_HINT = "build one with `disentangle judge train RECIPE --out {path}` (RECI
 
 def load_judge(path: str | Path, data: disentangle.SequenceData | None = None) -> Judge:
     """Load a judge file (``weights_only=True``); with ``data``, refuse a judge trained on another
-    version of the data."""
+    version of the data (one whose test split differs: another training split of the same data,
+    e.g. more generated sequences, is fine)."""
     path = Path(path)
     hint = BUILD_HINT.format(path=path)
     if not path.is_file():
@@ -181,10 +202,12 @@ def load_judge(path: str | Path, data: disentangle.SequenceData | None = None) -
     if info.get("format") != FORMAT:
         raise disentangle.DisentangleError(f"{path} was written in judge format {info.get('format')}, "
                                            f"this version reads {FORMAT}", hint=hint)
-    if data is not None and info["fingerprint"] != data.fingerprint:
+    if data is not None and info["fingerprint"] != data.fingerprint \
+            and info.get("test_fingerprint") != test_fingerprint(data):
         raise disentangle.DisentangleError(
             f"judge {path} was trained on data {info['fingerprint']!r} (dataset {info.get('dataset') or '?'}), "
-            f"but this run's data is {data.fingerprint!r}: its scores would mean nothing", hint=hint)
+            f"but this run's data is {data.fingerprint!r} and its test split differs: its scores would mean "
+            "nothing", hint=hint)
     net = JudgeNet(info["feature_shape"], info["factors"], info["width"], info["hidden"])
     net.load_state_dict(state)
     return Judge(net, info)
