@@ -24,7 +24,7 @@ EPOCHS=${EPOCHS:-8}
 SMMNIST_EPOCHS=${SMMNIST_EPOCHS:-8}
 TRAIN_LIMIT=${TRAIN_LIMIT:-330}
 JUDGE_EPOCHS=${JUDGE_EPOCHS:-6}
-# The SMMNIST judge overfits 5,000 sequences (docs/results.md): it trains on SMMNIST_JUDGE_TRAIN generated
+# Trained long, the SMMNIST judge memorises 5,000 sequences (docs/results.md): it trains on SMMNIST_JUDGE_TRAIN generated
 # training sequences of the same data (the runs' 5,000 and more; the same test split), SMMNIST_JUDGE_EPOCHS passes.
 SMMNIST_JUDGE_TRAIN=${SMMNIST_JUDGE_TRAIN:-20000}
 SMMNIST_JUDGE_EPOCHS=${SMMNIST_JUDGE_EPOCHS:-8}
