@@ -18,6 +18,8 @@ from typing import Any
 import attrs
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from disentangle.config import converter
 from disentangle.interfaces import (
@@ -43,6 +45,8 @@ __all__ = [
     "check_encoder",
     "check_objective",
     "check_registered",
+    "check_stays_on_device",
+    "host_tensor_ops",
     "random_batch",
     "tiny_context",
     "tiny_model",
@@ -210,6 +214,66 @@ def check_objective(objective: Objective, ctx: BuildContext, data: SequenceData 
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params), \
         "the loss sends no gradient to the model or the objective"
     return loss.detach()
+
+
+class _HostTensorOps(TorchDispatchMode):
+    """Records each operation that takes a non-scalar host tensor next to ``meta`` tensors (indexing
+    with a host index, a host tensor copied to the device, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        host = [t for t in tensors if t.device.type == "cpu" and t.ndim > 0]
+        if host and (kwargs.get("device") == _META or any(t.device == _META for t in tensors)):
+            self.found.append(f"{func} with host tensor(s) of shape {', '.join(str(tuple(t.shape)) for t in host)}")
+        return func(*args, **kwargs)
+
+
+_META = torch.device("meta")
+
+
+def host_tensor_ops() -> _HostTensorOps:
+    """A context manager whose ``found`` lists the operations, run inside it on ``meta`` tensors, that
+    also took a host tensor: on a GPU each is a copy from the host, which waits for the GPU."""
+    return _HostTensorOps()
+
+
+def check_stays_on_device(objective: Objective, ctx: BuildContext, data: SequenceData | None = None,
+                          model: S3VAE | None = None) -> None:
+    """``loss`` and its backward pass stay on the batch's device: no tensor made on the host (an
+    index from ``torch.randperm(n)``, a ``torch.tensor([...])``) and no value read back (``.item()``,
+    ``int(t)``, ``float(t)``, ``bool(t)``), either of which makes a GPU step wait for the GPU.
+
+    Runs ``prepare`` on the host, then moves the model and the objective to PyTorch's ``meta`` device
+    (shapes without values) and calls ``loss`` twice: the first call may move state the objective
+    keeps (pseudo-labels) to the device once; the second must take nothing from the host. The
+    objective is left on ``meta``."""
+    data = data or ToyData(ctx, n_train=ctx.dataset_size or 16)
+    objective.prepare(data, ctx)
+    model = (model or tiny_model(ctx)).to(_META)
+    objective.to(_META)
+    item, b = data.split("train")[0], ctx.batch_size or 4
+    batch = {"x": torch.empty(b, *item["x"].shape, device=_META), "index": torch.arange(b, device=_META),
+             "labels": {k: torch.zeros(b, dtype=torch.long, device=_META) for k in item.get("labels", {})}}
+    for call in ("first", "second"):
+        probe = host_tensor_ops()
+        try:
+            with probe:
+                out = model(batch["x"])
+                loss = objective.loss(batch, out, model)
+                loss.backward()
+        except (RuntimeError, NotImplementedError) as exc:
+            if "meta" not in str(exc):
+                raise
+            raise AssertionError(f"the loss reads a value back from the device (.item(), int(t), float(t), "
+                                 f"bool(t), .tolist(), .numpy()): {exc}") from None
+        assert call == "first" or not probe.found, \
+            "the loss uses tensors made on the host at every step (make them with device=out.z.device): " \
+            + "; ".join(probe.found)
 
 
 def check_registered(plugin: object, kind: str, name: str, factory: Any = None) -> Any:

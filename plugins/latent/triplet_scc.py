@@ -34,27 +34,33 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
     return torch.clamp(d_pos - d_neg + margin, min=0.0).mean()
 
 
-def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def derangement(n: int, generator: torch.Generator | None = None,
+                device: torch.device | str | None = None) -> torch.Tensor:
     """A random permutation of ``range(n)`` with no fixed point (``d[i] != i`` for all i), ``n >= 2``.
 
     Built as a random cyclic order ``s`` of the items, each mapped to the one ``k`` places further
     (``k`` random in 1..n-1): ``d[s[j]] = s[(j + k) % n]``. This is not uniform over all
-    derangements (it only makes unions of equal cycles), which is fine for picking negatives."""
+    derangements (it only makes unions of equal cycles), which is fine for picking negatives.
+
+    Drawn on ``device`` (with a ``generator`` of that device), with no value read back by the host:
+    in a training step on a GPU this neither copies from the host nor waits for the GPU."""
     if n < 2:
         raise disentangle.DisentangleError(
             f"a derangement needs at least 2 items, got {n}",
             hint="the SCC triplet loss takes its negatives from other sequences of the batch: use batch_size >= 2",
         )
-    order = torch.randperm(n, generator=generator)
-    shift = int(torch.randint(1, n, (1,), generator=generator))
-    d = torch.empty(n, dtype=torch.long)
-    d[order] = order.roll(-shift)
+    order = torch.randperm(n, generator=generator, device=device)
+    shift = torch.randint(1, n, (1,), generator=generator, device=device)
+    d = torch.empty_like(order)
+    d[order] = order[(torch.arange(n, device=order.device) + shift) % n]  # order.roll(-shift)
     return d
 
 
-def shuffle_frames(batch_size: int, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(batch_size, steps)`` indices: an independent random permutation of ``range(steps)`` per row."""
-    return torch.argsort(torch.rand(batch_size, steps, generator=generator), dim=1)
+def shuffle_frames(batch_size: int, steps: int, generator: torch.Generator | None = None,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """``(batch_size, steps)`` indices: an independent random permutation of ``range(steps)`` per row,
+    drawn on ``device``."""
+    return torch.argsort(torch.rand(batch_size, steps, generator=generator, device=device), dim=1)
 
 
 def _sample(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -87,7 +93,7 @@ class TripletSCC(disentangle.Regularizer):
                 hint="raise the batch size",
             )
         device = out.features.device
-        perm = shuffle_frames(b, t).to(device)
+        perm = shuffle_frames(b, t, device=device)  # drawn where the batch is: no host copy, no wait
         rows = torch.arange(b, device=device).unsqueeze(1)
         if getattr(model.encoder, "framewise", False):
             features = out.features[rows, perm]
@@ -98,7 +104,7 @@ class TripletSCC(disentangle.Regularizer):
             anchor, positive = out.f_mean, pos_mean
         else:
             anchor, positive = out.f, _sample(pos_mean, pos_logvar)
-        negative = anchor[derangement(b).to(device)]
+        negative = anchor[derangement(b, device=device)]
         return triplet_loss(anchor, positive, negative, self.margin)
 
 

@@ -92,6 +92,11 @@ def test_objective_contract(tmp_path, config):
     assert loss >= 0
 
 
+def test_loss_stays_on_the_device(tmp_path):
+    ctx = testing.tiny_context(tmp_path)
+    testing.check_stays_on_device(me.MotionEnergy(me.MotionEnergy.Config(), ctx), ctx)
+
+
 def test_config_roundtrip_and_validation():
     testing.check_config_roundtrip(me.MotionEnergy.Config())
     testing.check_config_roundtrip(me.MotionEnergy.Config(hidden=4, normalize=False, first_frame="zero"))
