@@ -13,6 +13,8 @@ only at the ends):
   device: on CUDA the training split held on the GPU and indexed there, bf16 autocast for the
   encoder and decoder, fused Adam, loss terms read every ``train.log_every`` steps.
 - ``fast+compile`` (``--compile``): the same with ``train.compile = "on"``.
+- ``fast+nhwc`` / ``fast+nchw`` (``--layouts``): the same with ``train.channels_last`` the other way
+  round from the device's default (NHWC on CUDA, NCHW elsewhere).
 
 Prints a table and writes JSON with the device named (default
 ``benchmarks/results/throughput-<device>.json``).
@@ -120,11 +122,15 @@ def endless(trainer: Trainer) -> Iterator[dict[str, Any]]:
 
 
 def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmup: int,
-         compile: bool = False) -> dict[str, Any]:
-    """The project's own training step (see the module docstring)."""
+         compile: bool = False, channels_last: str | None = None) -> dict[str, Any]:
+    """The project's own training step (see the module docstring); ``channels_last`` ``"on"`` or
+    ``"off"`` overrides the recipe's."""
     import attrs
 
-    recipe = attrs.evolve(recipe, train=attrs.evolve(recipe.train, compile="on" if compile else "off"))
+    train_cfg = attrs.evolve(recipe.train, compile="on" if compile else "off")
+    if channels_last is not None:
+        train_cfg = attrs.evolve(train_cfg, channels_last=channels_last)
+    recipe = attrs.evolve(recipe, train=train_cfg)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(recipe, Path(tmp) / "run", resume=False, device=device, world=disentangle.World(),
                           registry=disentangle.get_registry(), cache_dir=None,
@@ -145,7 +151,9 @@ def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmu
     reset_memory(device)
     seconds = timed(step, n_warmup, n_steps, device)
     log.flush()
-    return {"variant": "fast+compile" if compile else "fast", "seconds": seconds, "peak_mb": peak_mb(device),
+    variant = "fast" + ("+compile" if compile else "") + \
+        ({"on": "+nhwc", "off": "+nchw"}[channels_last] if channels_last is not None else "")
+    return {"variant": variant, "seconds": seconds, "peak_mb": peak_mb(device),
             "batches": trainer.batches.kind, **trainer.fast, "last_loss": log.last.get("loss")}
 
 
@@ -212,6 +220,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--reference-steps", type=int, default=None, help="default: --steps")
     ap.add_argument("--compile", action="store_true", help="also time train.compile = \"on\"")
+    ap.add_argument("--layouts", action="store_true",
+                    help="also time train.channels_last the other way round from the device's default")
     ap.add_argument("--scaling", action="store_true", help="fast path over batch sizes; MI-MWS over M")
     ap.add_argument("--batch-sizes", default="32,64,128,256")
     ap.add_argument("--profile", action="store_true", help="also profile 10 fast steps (top kernels)")
@@ -238,6 +248,12 @@ def main() -> None:
         out.write_text(json.dumps(result, indent=2))
 
     save()
+    if args.layouts:
+        from disentangle.training.precision import use_channels_last
+
+        flipped = "off" if use_channels_last(recipe.train.channels_last, device) else "on"
+        rows.append({**fast(recipe, device, args.steps, args.warmup, channels_last=flipped), "steps": args.steps})
+        save()
     if args.profile:
         result["profile"] = profile(recipe, device)
         save()

@@ -76,6 +76,8 @@ class TrainConfig:
     num_workers: int = attrs.field(default=0, validator=v.ge(0))
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """auto: bf16 autocast for the encoder and decoder on CUDA, float32 elsewhere."""
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    """Store the encoder's and decoder's 4-d weights channels-last (NHWC) (auto: on CUDA)."""
     compile: Literal["auto", "on", "off"] = "off"
     """Compile the encoder and decoder with torch.compile (auto: on CUDA)."""
     data_on_device: Literal["auto", "device", "loader"] = "auto"

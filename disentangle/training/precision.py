@@ -1,9 +1,12 @@
-"""Numeric precision and compilation of the networks that carry the FLOPs (encoder, decoder).
+"""How the networks that carry the FLOPs (encoder, decoder) run: numeric precision, memory layout,
+compilation.
 
 On CUDA, ``train.precision = "auto"`` runs the encoder and decoder under bf16 autocast and hands
 their outputs on as float32, so the latent heads, the KL terms, the likelihood and every objective
 stay in float32 (MI-MWS sums log-densities whose differences bf16 would lose). TF32 matmuls are
-allowed for the rest. ``train.compile`` compiles the encoder and decoder in place
+allowed for the rest. ``train.channels_last`` stores their 4-d weights channels-last (NHWC), so
+that cuDNN runs convolutions and batch norm in that layout without converting around each call;
+the state dict keeps its keys and values (a checkpoint loads into either layout). ``train.compile`` compiles the encoder and decoder in place
 (``nn.Module.compile``), which keeps their state-dict keys, so checkpoints stay plain.
 """
 
@@ -48,18 +51,26 @@ def use_compile(setting: str, device: torch.device) -> bool:
     return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
-def configure(model: nn.Module, device: torch.device, precision: str, compile: str) -> dict[str, Any]:
-    """Apply precision and compilation to ``model.encoder`` and ``model.decoder``; return what was
-    chosen (recorded in environment.json)."""
+def use_channels_last(setting: str, device: torch.device) -> bool:
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def configure(model: nn.Module, device: torch.device, precision: str, compile: str,
+              channels_last: str = "off") -> dict[str, Any]:
+    """Apply precision, memory layout and compilation to ``model.encoder`` and ``model.decoder``;
+    return what was chosen (recorded in environment.json)."""
     dtype = autocast_dtype(precision, device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution kernels once
+    nhwc = use_channels_last(channels_last, device)
     for part in (model.encoder, model.decoder):
+        if nhwc:  # 4-d parameters and buffers only; convolutions then pick NHWC for their outputs
+            part.to(memory_format=torch.channels_last)
         if dtype is not None:
             autocast_forward(part, device.type, dtype)
         if use_compile(compile, device):
             part.compile()
     return {"autocast": str(dtype).replace("torch.", "") if dtype else None,
-            "compiled": use_compile(compile, device)}
+            "channels_last": nhwc, "compiled": use_compile(compile, device)}
