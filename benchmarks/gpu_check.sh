@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One pass of the GPU checks and benchmarks (about 8 minutes on one H100/H200):
 #   SPRITES_ROOT=/path/to/lpc-sprites bash benchmarks/gpu_check.sh [OUT_DIR]
-# 1. throughput: the plain fp32 reference loop vs the trainer's step (and compiled), paper-size
-#    Sprites model at batch 128; the fast path over batch sizes; MI-MWS over M;
-# 2. quality: a short Sprites schedule trained with the fp32 path and with the fast path;
-# 3. exact resume on the GPU: straight vs stopped-and-resumed vs a second straight run (noise floor);
+# 1. throughput: the plain fp32 reference loop vs the trainer's step (and compiled, CUDA-graphed, the
+#    other memory layout), paper-size Sprites model at batch 128; the fast path over batch sizes;
+#    MI-MWS over M;
+# 2. quality: a short Sprites schedule trained with the fp32 path, the fast path and the CUDA graph;
+# 3. exact resume on the GPU: straight vs stopped-and-resumed vs a second straight run (noise floor),
+#    eager and with the CUDA graph;
 # 4. a torchrun launch on the GPU;
 # 5. a longer Sprites run with the fast path (pictures).
 # Each part has its own time limit and writes into OUT_DIR as it goes; a failing part does not stop
@@ -17,12 +19,12 @@ PY=${PY:-python3}
 export DISENTANGLE_CACHE_DIR=${DISENTANGLE_CACHE_DIR:-/tmp/disentangle-cache} PYTHONUNBUFFERED=1
 DEV=${DEVICE:-cuda}
 if [ "${SMOKE:-0}" = 1 ]; then
-  TP="--steps 3 --reference-steps 2 --warmup 1 --profile --batch-sizes 8,16 --set train.batch_size=8 --set data.max_train=64 --set data.max_test=32 --set data.resolution=32 --set model.encoder.channels=[8,8,8] --set model.decoder.channels=[8,8,8]"
+  TP="--steps 3 --reference-steps 2 --warmup 1 --profile --cuda-graph --layouts --batch-sizes 8,16 --set train.batch_size=8 --set data.max_train=64 --set data.max_test=32 --set data.resolution=32 --set model.encoder.channels=[8,8,8] --set model.decoder.channels=[8,8,8]"
   Q="--set train.max_steps=6 --set data.max_train=64 --set data.max_test=32 --set data.resolution=32 --set train.batch_size=8 --set model.encoder.channels=[8,8,8] --set model.decoder.channels=[8,8,8] --set eval.metrics.0.max_sequences=16"
   QS="--set train.max_steps=6 --set data.num_train=64 --set data.num_test=16 --set eval.metrics.0.max_sequences=16"
   RES=(6 3); LONG="$Q"; TL=600
 else
-  TP="--steps 40 --reference-steps 15 --warmup 5 --profile --compile --scaling --batch-sizes 64,128,256 --set train.batch_size=128"
+  TP="--steps 40 --reference-steps 15 --warmup 5 --profile --compile --cuda-graph --layouts --scaling --batch-sizes 64,128,256 --set train.batch_size=128"
   Q="--set train.max_steps=1500 --set train.log_every=50"
   QS="--set train.max_steps=1000"
   RES=(300 150); LONG="--set train.epochs=20 --set train.log_every=100"; TL=1
@@ -38,23 +40,28 @@ step "device"
 
 want 1 && step "1. throughput" && timeout "$(lim 300)" $PY benchmarks/throughput.py recipes/sprites.toml $SPR $TP --device "$DEV" --out "$OUT/throughput-$DEV.json"
 
-want 2 && step "2. quality: fp32 path vs fast path, short Sprites schedule" && for v in fp32 fast; do
+GRAPH=$([ "$DEV" = cuda ] && echo graph)
+want 2 && step "2. quality: fp32 path vs fast path (vs CUDA graph), short Sprites schedule" && for v in fp32 fast $GRAPH; do
   extra=""; [ $v = fp32 ] && extra='--set train.precision="fp32" --set train.data_on_device="loader"'
+  [ $v = graph ] && extra='--set train.cuda_graph="on"'
   timeout "$(lim 150)" $PY benchmarks/quality.py recipes/sprites.toml $SPR $Q $extra --device "$DEV" \
     --run-dir "$OUT/runs/sprites-$v" --out "$OUT/quality-sprites-$v.json" 2>&1 | tail -25
 done
 
 if want 3; then
 step "3. exact resume on $DEV"
-R="$OUT/runs/resume"; rm -rf "$R"
+for mode in eager $GRAPH; do
+R="$OUT/runs/resume-$mode"; rm -rf "$R"
+G=(); [ $mode = graph ] && G=(--set 'train.cuda_graph="on"')
 for name in straight again; do
-  timeout "$(lim 90)" $PY -m disentangle run recipes/quickstart.toml $QS --set train.max_steps=${RES[0]} \
+  timeout "$(lim 90)" $PY -m disentangle run recipes/quickstart.toml $QS "${G[@]}" --set train.max_steps=${RES[0]} \
     --set train.checkpoint_every=${RES[1]} --set eval.images=false --device "$DEV" --run-dir "$R/$name" 2>&1 | tail -2
 done
-timeout "$(lim 90)" $PY -m disentangle run recipes/quickstart.toml $QS --set train.max_steps=${RES[1]} \
+timeout "$(lim 90)" $PY -m disentangle run recipes/quickstart.toml $QS "${G[@]}" --set train.max_steps=${RES[1]} \
   --set train.checkpoint_every=${RES[1]} --set eval.images=false --device "$DEV" --run-dir "$R/resumed" 2>&1 | tail -2
 timeout "$(lim 90)" $PY -m disentangle run --resume "$R/resumed" --set train.max_steps=${RES[0]} --device "$DEV" 2>&1 | tail -2
-$PY - "$R" "$OUT/resume-$DEV.json" <<'PYEOF'
+suffix=$([ $mode = graph ] && echo "-graph")
+$PY - "$R" "$OUT/resume-$DEV$suffix.json" <<'PYEOF'
 import json, sys, torch
 from pathlib import Path
 r = Path(sys.argv[1])
@@ -65,6 +72,7 @@ out = {"steps": [a["step"], b["step"], c["step"]], "max_abs_diff_resumed_vs_stra
        "max_abs_diff_again_vs_straight": diff(a, c)}
 print(out); Path(sys.argv[2]).write_text(json.dumps(out, indent=2))
 PYEOF
+done
 fi
 
 want 4 && step "4. torchrun on $DEV" && timeout "$(lim 90)" $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m disentangle run recipes/quickstart.toml \

@@ -13,6 +13,8 @@ only at the ends):
   device: on CUDA the training split held on the GPU and indexed there, bf16 autocast for the
   encoder and decoder, fused Adam, loss terms read every ``train.log_every`` steps.
 - ``fast+compile`` (``--compile``): the same with ``train.compile = "on"``.
+- ``fast+graph`` (``--cuda-graph``, CUDA only): the same with ``train.cuda_graph = "on"``, the whole
+  step replayed from one CUDA graph.
 - ``fast+nhwc`` / ``fast+nchw`` (``--layouts``): the same with ``train.channels_last`` the other way
   round from the device's default (NHWC on CUDA, NCHW elsewhere).
 
@@ -122,12 +124,13 @@ def endless(trainer: Trainer) -> Iterator[dict[str, Any]]:
 
 
 def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmup: int,
-         compile: bool = False, channels_last: str | None = None) -> dict[str, Any]:
+         compile: bool = False, channels_last: str | None = None, cuda_graph: bool = False) -> dict[str, Any]:
     """The project's own training step (see the module docstring); ``channels_last`` ``"on"`` or
     ``"off"`` overrides the recipe's."""
     import attrs
 
-    train_cfg = attrs.evolve(recipe.train, compile="on" if compile else "off")
+    train_cfg = attrs.evolve(recipe.train, compile="on" if compile else "off",
+                             cuda_graph="on" if cuda_graph else "off")
     if channels_last is not None:
         train_cfg = attrs.evolve(train_cfg, channels_last=channels_last)
     recipe = attrs.evolve(recipe, train=train_cfg)
@@ -151,7 +154,7 @@ def fast(recipe: disentangle.Recipe, device: torch.device, n_steps: int, n_warmu
     reset_memory(device)
     seconds = timed(step, n_warmup, n_steps, device)
     log.flush()
-    variant = "fast" + ("+compile" if compile else "") + \
+    variant = "fast" + ("+compile" if compile else "") + ("+graph" if cuda_graph else "") + \
         ({"on": "+nhwc", "off": "+nchw"}[channels_last] if channels_last is not None else "")
     return {"variant": variant, "seconds": seconds, "peak_mb": peak_mb(device),
             "batches": trainer.batches.kind, **trainer.fast, "last_loss": log.last.get("loss")}
@@ -220,6 +223,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--reference-steps", type=int, default=None, help="default: --steps")
     ap.add_argument("--compile", action="store_true", help="also time train.compile = \"on\"")
+    ap.add_argument("--cuda-graph", action="store_true", help="also time train.cuda_graph = \"on\" (CUDA)")
     ap.add_argument("--layouts", action="store_true",
                     help="also time train.channels_last the other way round from the device's default")
     ap.add_argument("--scaling", action="store_true", help="fast path over batch sizes; MI-MWS over M")
@@ -248,6 +252,9 @@ def main() -> None:
         out.write_text(json.dumps(result, indent=2))
 
     save()
+    if args.cuda_graph and device.type == "cuda":
+        rows.append({**fast(recipe, device, args.steps, args.warmup, cuda_graph=True), "steps": args.steps})
+        save()
     if args.layouts:
         from disentangle.training.precision import use_channels_last
 

@@ -80,6 +80,8 @@ class TrainConfig:
     """Store the encoder's and decoder's 4-d weights channels-last (NHWC) (auto: on CUDA)."""
     compile: Literal["auto", "on", "off"] = "off"
     """Compile the encoder and decoder with torch.compile (auto: on CUDA)."""
+    cuda_graph: Literal["on", "off"] = "off"
+    """Capture the whole training step in one CUDA graph and replay it (CUDA, one process)."""
     data_on_device: Literal["auto", "device", "loader"] = "auto"
     """auto: hold the training split on the GPU when the dataset allows it and it fits."""
     tensorboard: bool = False

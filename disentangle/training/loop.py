@@ -27,6 +27,7 @@ from disentangle.io import atomic_write_text, prepare_cache_dir, progress_bar
 from disentangle.recipe import Recipe, save_recipe
 from disentangle.registry import Registry, get_registry
 from disentangle.training import precision
+from disentangle.training.graph import GraphedStep, graph_from
 from disentangle.training.build import build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
 from disentangle.training.guard import call_plugin
@@ -34,7 +35,7 @@ from disentangle.training.lock import run_lock
 from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
 from disentangle.training.rundir import (StepLog, TensorBoardLog, environment, require_tensorboard,
                                          truncate_metrics)
-from disentangle.training.loss import TotalLoss
+from disentangle.training.loss import TotalLoss, takes_step
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, rng_state, save_checkpoint,
                                         seed_everything, set_rng_state)
 
@@ -93,8 +94,11 @@ class Trainer:
         self.params = [p for p in list(pipe.model.parameters()) + list(pipe.objectives.parameters())
                        if p.requires_grad]
         self.fused = self.device.type == "cuda"
+        self.capturable = cfg.cuda_graph == "on"
+        if self.capturable:
+            self._check_graphable()
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                          fused=self.fused or None)
+                                          fused=self.fused or None, capturable=self.capturable)
         if self.resume:
             self._load()
         else:
@@ -108,12 +112,16 @@ class Trainer:
         self.fast = precision.configure(pipe.model, self.device, cfg.precision, cfg.compile, cfg.channels_last)
         self.batches = choose_batches(self.split, self.device, cfg.data_on_device, cfg.num_workers)
         self.engine = distributed.wrap(TotalLoss(pipe.model, pipe.objectives, recipe), self.device, world)
+        self.graph_from = graph_from(recipe, list(pipe.objectives))
+        self.graphed = GraphedStep(self._step, [pipe.model, pipe.objectives], self.optimizer, self.device) \
+            if self.capturable else None
         if world.is_main:
             ran = attrs.evolve(recipe, train=attrs.evolve(cfg, device=self.device.type))  # record what ran
             save_recipe(ran, run_dir / "recipe.toml")
             self.recipe_toml = (run_dir / "recipe.toml").read_text()  # saved with every checkpoint
             env = {**environment(self.device, cfg.seed, [p.to_dict() for p in self.registry.plugins]),
-                   "world_size": world.size, **self.fast, "batches": self.batches.kind, "fused_adam": self.fused}
+                   "world_size": world.size, **self.fast, "batches": self.batches.kind, "fused_adam": self.fused,
+                   "cuda_graph_from_step": self.graph_from if self.graphed is not None else None}
             atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
 
     def _load(self) -> None:
@@ -125,8 +133,9 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except ValueError as exc:
             raise DisentangleError(f"{path}: the optimizer state does not fit the recipe: {exc}") from None
-        for group in self.optimizer.param_groups:  # the device decides, not the checkpoint's writer
+        for group in self.optimizer.param_groups:  # the device and recipe decide, not the checkpoint's writer
             group["fused"] = self.fused or None
+            group["capturable"] = self.capturable
         self.step = int(ckpt["step"])
         self.has_checkpoint = True
         ranks = ckpt.get("rng_ranks") or []
@@ -140,10 +149,34 @@ class Trainer:
             truncate_metrics(self.metrics_path, self.step)
         self.console.print(f"resuming {self.run_dir} at step {self.step}/{self.total}")
 
+    def _check_graphable(self) -> None:
+        """``train.cuda_graph = "on"`` where the step cannot be captured is an error, not a slow run."""
+        stepped = [n for n, obj in self.pipe.objectives.items() if takes_step(obj.loss)]
+        why = None
+        if stepped:
+            why = (f"the loss of {', '.join(repr(n) for n in stepped)} takes the step number, which a captured "
+                   "graph would freeze")
+        elif self.world.active:
+            why = "it is not supported under torchrun yet"
+        elif self.device.type != "cuda":
+            why = f"it needs a CUDA device, and this run is on {self.device.type}"
+        if why:
+            raise DisentangleError(f"train.cuda_graph = \"on\": {why}", hint="set train.cuda_graph = \"off\"")
+
     # ----- one step ------------------------------------------------------------------------------
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch``; returns the loss terms and the gradient norm as device
-        tensors (nothing is read by the host here)."""
+        tensors (nothing is read by the host here). With ``train.cuda_graph = "on"`` the step is a
+        replay of a captured CUDA graph once the loss weights have stopped warming up, and the
+        tensors it returns are overwritten by the next step."""
+        if self.graphed is not None and self.step >= self.graph_from:
+            terms = self.graphed(batch)
+        else:
+            terms = self._step(batch)
+        self.step += 1
+        return terms
+
+    def _step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         cfg = self.recipe.train
         loss, terms = self.engine(batch, self.step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -154,7 +187,6 @@ class Trainer:
             terms["grad_norm"] = nn.utils.clip_grad_norm_(
                 self.params, cfg.grad_clip if cfg.grad_clip is not None else math.inf)
         call_plugin(f"step {self.step + 1}: the optimizer update (train.lr = {cfg.lr:g})", self.optimizer.step)
-        self.step += 1
         return terms
 
     # ----- checks and checkpoints -----------------------------------------------------------------

@@ -40,7 +40,8 @@ def autocast_forward(module: nn.Module, device_type: str, dtype: torch.dtype) ->
 
     @functools.wraps(inner)
     def forward(*args: Any, **kwargs: Any) -> Any:
-        with torch.autocast(device_type, dtype=dtype):
+        # No cast cache: each weight is used once per call, and a cache must not outlive a CUDA graph capture
+        with torch.autocast(device_type, dtype=dtype, cache_enabled=False):
             out = inner(*args, **kwargs)
         return out.float() if isinstance(out, torch.Tensor) else out
 
