@@ -26,6 +26,11 @@ TINY = ["data.num_train=32", "data.num_test=8", "data.resolution=16", "data.seq_
         "eval.images=false", "eval.metrics=[]", "train.device=\"cpu\""]
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")  # the data and flow-grid labels, built once for the module
+
+
 def recipe(*overrides):
     return disentangle.load_recipe("recipes/quickstart.toml", TINY + list(overrides), disentangle.get_registry())
 
@@ -47,9 +52,9 @@ def eager_capture(fn):
     return graph, graph.outputs
 
 
-def run(tmp_path, name, rec, *, graphed):
+def run(tmp_path, cache, name, rec, *, graphed):
     trainer = Trainer(rec, tmp_path / name, resume=False, device=torch.device("cpu"), world=disentangle.World(),
-                      registry=disentangle.get_registry(), cache_dir=tmp_path / "cache",
+                      registry=disentangle.get_registry(), cache_dir=cache,
                       console=Console(stderr=True, quiet=True))
     trainer.setup()
     if graphed:
@@ -60,10 +65,10 @@ def run(tmp_path, name, rec, *, graphed):
 
 
 @pytest.mark.parametrize("warmup", [0, 3])
-def test_graphed_steps_train_exactly_like_eager_steps(tmp_path, warmup):
+def test_graphed_steps_train_exactly_like_eager_steps(tmp_path, cache, warmup):
     rec = recipe(f"model.kl_warmup={warmup}")
-    eager, a = run(tmp_path, "eager", rec, graphed=False)
-    graphed, b = run(tmp_path, "graphed", rec, graphed=True)
+    eager, a = run(tmp_path, cache, "eager", rec, graphed=False)
+    graphed, b = run(tmp_path, cache, "graphed", rec, graphed=True)
     assert graphed.last_losses == eager.last_losses
     for part in ("model", "objectives"):
         for key in a[part]:
@@ -73,9 +78,9 @@ def test_graphed_steps_train_exactly_like_eager_steps(tmp_path, warmup):
             assert torch.equal(sa[k], sb[k]), k
 
 
-def test_the_warm_up_would_change_the_run_if_it_were_not_undone(tmp_path):
+def test_the_warm_up_would_change_the_run_if_it_were_not_undone(tmp_path, cache):
     rec = recipe()
-    eager, _ = run(tmp_path, "eager", rec, graphed=False)
+    eager, _ = run(tmp_path, cache, "eager", rec, graphed=False)
 
     class Leaky(GraphedStep):
         def _record(self, batch):  # capture without restoring what the warm-up trained
@@ -84,7 +89,7 @@ def test_the_warm_up_would_change_the_run_if_it_were_not_undone(tmp_path):
             self.graph, self.terms = self.capture(lambda: self.step(self.batch))
 
     trainer = Trainer(rec, tmp_path / "leaky", resume=False, device=torch.device("cpu"), world=disentangle.World(),
-                      registry=disentangle.get_registry(), cache_dir=tmp_path / "cache",
+                      registry=disentangle.get_registry(), cache_dir=cache,
                       console=Console(stderr=True, quiet=True))
     trainer.setup()
     trainer.graphed = Leaky(trainer._step, [trainer.pipe.model, trainer.pipe.objectives], trainer.optimizer,
@@ -99,9 +104,9 @@ def test_graph_starts_after_every_warm_up():
     assert graph_from(rec, ["mi-mws"]) == 49
 
 
-def test_cuda_graph_on_cpu_is_a_clear_error(tmp_path):
+def test_cuda_graph_on_cpu_is_a_clear_error(tmp_path, cache):
     with pytest.raises(disentangle.DisentangleError, match="cuda_graph.*CUDA device"):
-        train(recipe("train.cuda_graph=\"on\""), tmp_path / "run", cache_dir=tmp_path / "cache")
+        train(recipe("train.cuda_graph=\"on\""), tmp_path / "run", cache_dir=cache)
     assert not (tmp_path / "run" / CHECKPOINT).exists()
 
 
