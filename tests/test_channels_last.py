@@ -9,39 +9,25 @@ import pytest
 import torch
 
 import disentangle
+from conftest import tiny_quickstart
 from disentangle.training import CHECKPOINT, build_pipeline, load_run, train
 from disentangle.training.precision import configure
 
-TINY = ["data.num_train=32", "data.num_test=8", "data.resolution=16", "data.seq_len=4",
-        "model.encoder.channels=[8, 8]", "model.decoder.channels=[8, 8]", "model.encoder.norm=\"batch\"",
-        "model.decoder.norm=\"batch\"", "train.batch_size=8", "train.max_steps=6", "train.checkpoint_every=3",
-        "eval.images=false", "eval.metrics=[]", "train.device=\"cpu\""]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # the data and flow-grid labels, built once for the module
-
-
-def recipe(*overrides):
-    return disentangle.load_recipe("recipes/quickstart.toml", TINY + list(overrides), disentangle.get_registry())
-
-
-def test_configure_stores_conv_weights_nhwc(cache):
-    pipe = build_pipeline(recipe(), "cpu", cache_dir=cache)
+def test_configure_stores_conv_weights_nhwc(module_cache):
+    pipe = build_pipeline(tiny_quickstart(), "cpu", cache_dir=module_cache)
     chosen = configure(pipe.model, torch.device("cpu"), "fp32", "off", "on")
     assert chosen["channels_last"] is True
     convs = [p for p in pipe.model.parameters() if p.ndim == 4]
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)
     # "auto" leaves the CPU alone
-    pipe = build_pipeline(recipe(), "cpu", cache_dir=cache)
+    pipe = build_pipeline(tiny_quickstart(), "cpu", cache_dir=module_cache)
     assert configure(pipe.model, torch.device("cpu"), "fp32", "off", "auto")["channels_last"] is False
     assert all(p.is_contiguous() for p in pipe.model.parameters())
 
 
-def test_channels_last_trains_the_same_and_checkpoints_load_either_way(tmp_path, cache):
-    nchw = train(recipe("train.channels_last=\"off\""), tmp_path / "nchw", cache_dir=cache)
-    nhwc = train(recipe("train.channels_last=\"on\""), tmp_path / "nhwc", cache_dir=cache)
+def test_channels_last_trains_the_same_and_checkpoints_load_either_way(tmp_path, module_cache):
+    nchw = train(tiny_quickstart("train.channels_last=\"off\""), tmp_path / "nchw", cache_dir=module_cache)
+    nhwc = train(tiny_quickstart("train.channels_last=\"on\""), tmp_path / "nhwc", cache_dir=module_cache)
     assert json.loads((tmp_path / "nhwc" / "environment.json").read_text())["channels_last"] is True
     for key in ("loss", "recon", "kl_f", "kl_z"):
         assert nhwc.last_losses[key] == pytest.approx(nchw.last_losses[key], rel=1e-3, abs=1e-3), key
@@ -55,10 +41,10 @@ def test_channels_last_trains_the_same_and_checkpoints_load_either_way(tmp_path,
     assert all(p.is_contiguous() for p in run.model.parameters())
 
 
-def test_resume_stays_exact_with_channels_last(tmp_path, cache):
-    train(recipe("train.channels_last=\"on\""), tmp_path / "straight", cache_dir=cache)
-    train(recipe("train.channels_last=\"on\"", "train.max_steps=3"), tmp_path / "split", cache_dir=cache)
-    train(recipe("train.channels_last=\"on\""), tmp_path / "split", resume=True, cache_dir=cache)
+def test_resume_stays_exact_with_channels_last(tmp_path, module_cache):
+    train(tiny_quickstart("train.channels_last=\"on\""), tmp_path / "straight", cache_dir=module_cache)
+    train(tiny_quickstart("train.channels_last=\"on\"", "train.max_steps=3"), tmp_path / "split", cache_dir=module_cache)
+    train(tiny_quickstart("train.channels_last=\"on\""), tmp_path / "split", resume=True, cache_dir=module_cache)
     a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / CHECKPOINT, weights_only=True)["model"]
     for key in a:

@@ -9,37 +9,20 @@ is checked by benchmarks/gpu_check.sh.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 import torch
 from rich.console import Console
 
 import disentangle
+from conftest import tiny_quickstart
 from disentangle.training import CHECKPOINT, Trainer, train
 from disentangle.training.graph import GraphedStep, graph_from
-
-TINY = ["data.num_train=32", "data.num_test=8", "data.resolution=16", "data.seq_len=4",
-        "model.encoder.channels=[8, 8]", "model.decoder.channels=[8, 8]", "model.encoder.norm=\"batch\"",
-        "model.decoder.norm=\"batch\"", "train.batch_size=8", "train.max_steps=8", "train.checkpoint_every=4",
-        "eval.images=false", "eval.metrics=[]", "train.device=\"cpu\""]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # the data and flow-grid labels, built once for the module
-
-
-def recipe(*overrides):
-    return disentangle.load_recipe("recipes/quickstart.toml", TINY + list(overrides), disentangle.get_registry())
-
 
 class EagerReplay:
     """Stands in for a CUDA graph: ``replay`` reruns the step and writes into the captured outputs."""
 
     def __init__(self, fn):
-        self.fn, self.captures = fn, 0
+        self.fn = fn
 
     def replay(self):
         for k, v in self.fn().items():
@@ -52,23 +35,24 @@ def eager_capture(fn):
     return graph, graph.outputs
 
 
-def run(tmp_path, cache, name, rec, *, graphed):
+def run(tmp_path, cache, name, rec, *, graphed=None):
+    """Train ``rec``; ``graphed``: a :class:`GraphedStep` class to take the steps (its capture eager)."""
     trainer = Trainer(rec, tmp_path / name, resume=False, device=torch.device("cpu"), world=disentangle.World(),
                       registry=disentangle.get_registry(), cache_dir=cache,
                       console=Console(stderr=True, quiet=True))
     trainer.setup()
-    if graphed:
-        trainer.graphed = GraphedStep(trainer._step, [trainer.pipe.model, trainer.pipe.objectives],
-                                      trainer.optimizer, trainer.device, capture=eager_capture)
+    if graphed is not None:
+        trainer.graphed = graphed(trainer._step, [trainer.pipe.model, trainer.pipe.objectives],
+                                  trainer.optimizer, trainer.device, capture=eager_capture)
     result = trainer.train()
     return result, torch.load(tmp_path / name / CHECKPOINT, weights_only=True)
 
 
 @pytest.mark.parametrize("warmup", [0, 3])
-def test_graphed_steps_train_exactly_like_eager_steps(tmp_path, cache, warmup):
-    rec = recipe(f"model.kl_warmup={warmup}")
-    eager, a = run(tmp_path, cache, "eager", rec, graphed=False)
-    graphed, b = run(tmp_path, cache, "graphed", rec, graphed=True)
+def test_graphed_steps_train_exactly_like_eager_steps(tmp_path, module_cache, warmup):
+    rec = tiny_quickstart(f"model.kl_warmup={warmup}")
+    eager, a = run(tmp_path, module_cache, "eager", rec)
+    graphed, b = run(tmp_path, module_cache, "graphed", rec, graphed=GraphedStep)
     assert graphed.last_losses == eager.last_losses
     for part in ("model", "objectives"):
         for key in a[part]:
@@ -78,9 +62,9 @@ def test_graphed_steps_train_exactly_like_eager_steps(tmp_path, cache, warmup):
             assert torch.equal(sa[k], sb[k]), k
 
 
-def test_the_warm_up_would_change_the_run_if_it_were_not_undone(tmp_path, cache):
-    rec = recipe()
-    eager, _ = run(tmp_path, cache, "eager", rec, graphed=False)
+def test_the_warm_up_would_change_the_run_if_it_were_not_undone(tmp_path, module_cache):
+    rec = tiny_quickstart()
+    eager, _ = run(tmp_path, module_cache, "eager", rec)
 
     class Leaky(GraphedStep):
         def _record(self, batch):  # capture without restoring what the warm-up trained
@@ -88,25 +72,20 @@ def test_the_warm_up_would_change_the_run_if_it_were_not_undone(tmp_path, cache)
             self._warm_up()
             self.graph, self.terms = self.capture(lambda: self.step(self.batch))
 
-    trainer = Trainer(rec, tmp_path / "leaky", resume=False, device=torch.device("cpu"), world=disentangle.World(),
-                      registry=disentangle.get_registry(), cache_dir=cache,
-                      console=Console(stderr=True, quiet=True))
-    trainer.setup()
-    trainer.graphed = Leaky(trainer._step, [trainer.pipe.model, trainer.pipe.objectives], trainer.optimizer,
-                            trainer.device, capture=eager_capture)
-    assert trainer.train().last_losses != eager.last_losses
+    leaky, _ = run(tmp_path, module_cache, "leaky", rec, graphed=Leaky)
+    assert leaky.last_losses != eager.last_losses
 
 
 def test_graph_starts_after_every_warm_up():
-    assert graph_from(recipe(), []) == 0
-    assert graph_from(recipe("model.kl_warmup=100"), []) == 99
-    rec = recipe("model.kl_warmup=10", "regularizers=[{use = \"mi-mws\", weight = 1.0, weight_warmup = 50}]")
+    assert graph_from(tiny_quickstart(), []) == 0
+    assert graph_from(tiny_quickstart("model.kl_warmup=100"), []) == 99
+    rec = tiny_quickstart("model.kl_warmup=10", "regularizers=[{use = \"mi-mws\", weight = 1.0, weight_warmup = 50}]")
     assert graph_from(rec, ["mi-mws"]) == 49
 
 
-def test_cuda_graph_on_cpu_is_a_clear_error(tmp_path, cache):
+def test_cuda_graph_on_cpu_is_a_clear_error(tmp_path, module_cache):
     with pytest.raises(disentangle.DisentangleError, match="cuda_graph.*CUDA device"):
-        train(recipe("train.cuda_graph=\"on\""), tmp_path / "run", cache_dir=cache)
+        train(tiny_quickstart("train.cuda_graph=\"on\""), tmp_path / "run", cache_dir=module_cache)
     assert not (tmp_path / "run" / CHECKPOINT).exists()
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import disentangle
+from conftest import tiny_quickstart
 from disentangle import testing
 from disentangle.training import build_pipeline
 from disentangle.training.loss import TotalLoss
@@ -20,22 +21,13 @@ from disentangle.training.loss import TotalLoss
 META = torch.device("meta")
 
 
-RECIPE = [
-    "data.num_train=32", "data.num_test=8", "data.resolution=16", "data.seq_len=4",
-    "model.encoder.channels=[8, 8]", "model.decoder.channels=[8, 8]", "train.batch_size=8",
-]
-
-
 @pytest.mark.parametrize("encoder_norm", ["none", "batch"])
-def test_a_training_step_copies_nothing_from_the_host(tmp_path, encoder_norm):
-    recipe = disentangle.load_recipe(
-        "recipes/quickstart.toml",
-        RECIPE + [f"model.encoder.norm=\"{encoder_norm}\"", f"model.decoder.norm=\"{encoder_norm}\"",
-                  # every built-in objective a moving-shapes recipe can hold
-                  "tasks=[{use = \"flow-grid\", weight = 1.0, grid = 2, top_k = 1}, "
-                  "{use = \"label-supervised\", weight = 1.0}]"],
-        disentangle.get_registry())
-    pipe = build_pipeline(recipe, "cpu", cache_dir=tmp_path)
+def test_a_training_step_copies_nothing_from_the_host(module_cache, encoder_norm):
+    recipe = tiny_quickstart(f"model.encoder.norm=\"{encoder_norm}\"", f"model.decoder.norm=\"{encoder_norm}\"",
+                             # every built-in objective a moving-shapes recipe can hold
+                             "tasks=[{use = \"flow-grid\", weight = 1.0, grid = 2, top_k = 1}, "
+                             "{use = \"label-supervised\", weight = 1.0}]")
+    pipe = build_pipeline(recipe, "cpu", cache_dir=module_cache)
     for obj in pipe.objectives.values():
         obj.prepare(pipe.data, pipe.ctx)
     assert {"flow-grid", "label-supervised", "triplet-scc", "mi-mws"} <= set(pipe.objectives)
