@@ -27,9 +27,9 @@ from disentangle.io import atomic_write_text, prepare_cache_dir, progress_bar
 from disentangle.recipe import Recipe, save_recipe
 from disentangle.registry import Registry, get_registry
 from disentangle.training import precision
-from disentangle.training.graph import GraphedStep, graph_from
 from disentangle.training.build import build_pipeline, resolve_device
 from disentangle.training.data import choose_batches, epoch_batches
+from disentangle.training.graph import GraphedStep, graph_from
 from disentangle.training.guard import call_plugin
 from disentangle.training.lock import run_lock
 from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
