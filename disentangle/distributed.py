@@ -3,8 +3,8 @@
     torchrun --nproc_per_node=4 -m disentangle run recipes/sprites.toml --set data.root=...
 
 ``train.batch_size`` stays the *global* batch: each of the W processes takes every W-th sequence of
-each batch (so it must divide by W), computes its losses on that shard (MI-MWS uses the shard
-size as M, SCC draws negatives within the shard) in one module (``training.loss.TotalLoss``)
+each batch (so it must divide by W), computes its losses on that shard (MI-MWS and SCC see the
+global batch through :meth:`World.gather`) in one module (``training.loss.TotalLoss``)
 wrapped in ``DistributedDataParallel``, whose all-reduce averages the gradients while backward
 runs, so every process holds the same weights. Checkpoints keep every process's random state. Rank 0 alone writes the run
 directory. CUDA devices use NCCL; CPU processes use Gloo (which is how the tests run it).
@@ -39,6 +39,16 @@ class World:
     @property
     def active(self) -> bool:
         return self.size > 1
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every process's ``tensor`` concatenated along dim 0 in rank order (the global batch, for a
+        batch-shaped tensor), with gradients flowing back to each process's own rows; ``tensor``
+        itself without torchrun. Every process must call it, with the same shape."""
+        if not self.active:
+            return tensor
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(tensor), dim=0)
 
 
 def init_world(device: torch.device) -> tuple[World, torch.device]:

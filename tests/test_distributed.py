@@ -33,8 +33,10 @@ def test_two_processes_train_in_lockstep(tmp_path):
         import disentangle.training.loop as loop
         from toy_plugins import TOY_RECIPE, toy_registry
 
-        reg = toy_registry()
-        recipe = parse_recipe(apply_overrides(tomllib.loads(TOY_RECIPE), ["train.max_steps=5"]), registry=reg)
+        reg = toy_registry(entry_points=True)
+        # the built-in regularizers that gather the global batch (with gradients) inside the step
+        regs = 'regularizers=[{{use = "z-norm", weight = 0.5}}, {{use = "triplet-scc", weight = 1.0}}, {{use = "mi-mws", weight = 1.0}}]'
+        recipe = parse_recipe(apply_overrides(tomllib.loads(TOY_RECIPE), ["train.max_steps=5", regs]), registry=reg)
         seen = {{}}
         real_build = loop.build_pipeline
         def build(*args, **kwargs):
@@ -85,7 +87,10 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, monk
     from disentangle.training import train
     from toy_plugins import TOY_RECIPE, toy_registry
 
-    overrides = ["train.max_steps=4", "train.checkpoint_every=4", "eval.images=false"]
+    # mi-mws scores each process's samples under the posteriors of the whole global batch: without
+    # the gather, each process's estimate would be a smaller batch's and the weights would differ
+    overrides = ["train.max_steps=4", "train.checkpoint_every=4", "eval.images=false",
+                 "regularizers=[{use = \"z-norm\", weight = 0.5}, {use = \"mi-mws\", weight = 1.0}]"]
     script = tmp_path / "ddp_equal.py"
     script.write_text(textwrap.dedent(f"""
         import sys, tomllib
@@ -95,7 +100,7 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, monk
         from disentangle.recipe import apply_overrides, parse_recipe
         from disentangle.training import train
         from toy_plugins import TOY_RECIPE, toy_registry
-        reg = toy_registry()
+        reg = toy_registry(entry_points=True)  # the built-in mi-mws too
         recipe = parse_recipe(apply_overrides(tomllib.loads(TOY_RECIPE), {overrides!r}), registry=reg)
         train(recipe, {str(tmp_path / "two")!r}, registry=reg)
     """))
@@ -103,7 +108,7 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, monk
                            "--standalone", str(script)], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     monkeypatch.setattr(disentangle.model, "reparameterize", lambda mean, logvar: mean)
-    reg = toy_registry()
+    reg = toy_registry(entry_points=True)  # the built-in mi-mws too
     train(parse_recipe(apply_overrides(tomllib.loads(TOY_RECIPE), overrides), registry=reg), tmp_path / "one",
           registry=reg)
     two = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)

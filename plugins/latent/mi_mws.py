@@ -7,7 +7,9 @@ minibatch weighted sampling (Chen et al. 2018, beta-TCVAE), as S3VAE does::
 
     log q(z(x_i)) ~= logsumexp_j log q(z(x_i) | x_j) - log(N * M)
 
-with N the training-set size (``ctx.dataset_size``) and M the actual batch size. The joint density
+with N the training-set size (``ctx.dataset_size``) and M the actual batch size: under torchrun the
+global batch, whose posteriors q(. | x_j) every process gathers (``World.gather``, with gradients)
+while its samples z(x_i) stay its own, so that the processes' mean is the one-process estimate. The joint density
 factorises given x_j: ``log q(z_f, z_t | x_j) = log q(z_f | x_j) + log q(z_t | x_j)``, each a
 diagonal Gaussian summed over its dimensions. The samples z(x_i) are the posterior samples
 ``out.f`` and ``out.z``; the estimate is averaged over i and summed over t.
@@ -34,11 +36,12 @@ __all__ = ["MutualInformationMWS", "mws_mutual_information"]
 def mws_mutual_information(f: torch.Tensor, f_mean: torch.Tensor, f_logvar: torch.Tensor,
                            z: torch.Tensor, z_mean: torch.Tensor, z_logvar: torch.Tensor,
                            dataset_size: int) -> torch.Tensor:
-    """The MWS estimate of ``sum_t I(z_f; z_t)`` (a scalar).
+    """The MWS estimate of ``sum_t I(z_f; z_t)`` (a scalar), averaged over the samples.
 
-    ``f``, ``f_mean``, ``f_logvar``: ``(M, Zf)``; ``z``, ``z_mean``, ``z_logvar``: ``(M, T, Zt)``;
-    ``dataset_size``: N."""
-    m = f.shape[0]
+    Samples ``f`` ``(S, Zf)`` and ``z`` ``(S, T, Zt)``; the posteriors they are scored under,
+    ``f_mean``, ``f_logvar`` ``(M, Zf)`` and ``z_mean``, ``z_logvar`` ``(M, T, Zt)`` (M = S in one
+    process; the global batch under torchrun); ``dataset_size``: N."""
+    m = f_mean.shape[0]
     log_nm = math.log(dataset_size * m)
     # [i, j]: log q(z_f(x_i) | x_j), summed over dims
     log_qf = disentangle.gaussian_log_density(f[:, None], f_mean[None], f_logvar[None]).sum(-1)
@@ -64,10 +67,12 @@ class MutualInformationMWS(disentangle.Regularizer):
                 "mi-mws needs the training-set size (ctx.dataset_size) for its MWS estimate, got "
                 f"{ctx.dataset_size!r}")
         self.dataset_size = int(ctx.dataset_size)
+        self.world = ctx.world
 
     def loss(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput,
              model: disentangle.S3VAE) -> torch.Tensor:
-        return mws_mutual_information(out.f, out.f_mean, out.f_logvar, out.z, out.z_mean, out.z_logvar,
+        g = self.world.gather  # the global batch's posteriors under torchrun; as is in one process
+        return mws_mutual_information(out.f, g(out.f_mean), g(out.f_logvar), out.z, g(out.z_mean), g(out.z_logvar),
                                       self.dataset_size)
 
 

@@ -13,7 +13,9 @@
   reused; otherwise the shuffled frames are re-encoded.
 - **negative** z_f-: the anchor of *another* sequence of the batch, picked by a random
   derangement (a permutation with no fixed point), so the batch needs at least 2 sequences.
-  Gradients flow through anchors, positives and negatives alike.
+  Under torchrun, the anchor of another sequence of the *global* batch (``World.gather``), drawn
+  uniformly among all but the sequence itself.
+  Gradients flow through anchors, positives and negatives alike (across processes too).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class TripletSCC(disentangle.Regularizer):
         super().__init__()
         self.margin = float(config.margin)
         self.use_mean = bool(config.use_mean)
+        self.world = ctx.world
 
     def loss(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput,
              model: disentangle.S3VAE) -> torch.Tensor:
@@ -104,7 +107,12 @@ class TripletSCC(disentangle.Regularizer):
             anchor, positive = out.f_mean, pos_mean
         else:
             anchor, positive = out.f, _sample(pos_mean, pos_logvar)
-        negative = anchor[derangement(b, device=device)]
+        if self.world.active:  # a negative from the whole global batch, never the sequence itself
+            pool = self.world.gather(anchor)
+            own = self.world.rank * b + torch.arange(b, device=device)
+            negative = pool[(own + torch.randint(1, len(pool), (b,), device=device)) % len(pool)]
+        else:
+            negative = anchor[derangement(b, device=device)]
         return triplet_loss(anchor, positive, negative, self.margin)
 
 
