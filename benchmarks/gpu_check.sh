@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One pass of the GPU checks and benchmarks (about 8 minutes on one H100/H200):
+# One pass of the GPU checks and benchmarks (about 10 minutes on one H100/H200; where one call may
+# run 10 minutes at most, run PARTS=1 and PARTS=2345 as two calls):
 #   SPRITES_ROOT=/path/to/lpc-sprites bash benchmarks/gpu_check.sh [OUT_DIR]
 # 1. throughput: the plain fp32 reference loop vs the trainer's step (and compiled, CUDA-graphed, the
 #    other memory layout), paper-size Sprites model at batch 128; the fast path over batch sizes;
@@ -38,7 +39,7 @@ lim() { echo $(( $1 * ${TL} > $1 ? $1 * TL : $1 )); }
 step "device"
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)") | tee "$OUT/device.txt"
 
-want 1 && step "1. throughput" && timeout "$(lim 300)" $PY benchmarks/throughput.py recipes/sprites.toml $SPR $TP --device "$DEV" --out "$OUT/throughput-$DEV.json"
+want 1 && step "1. throughput" && timeout "$(lim 420)" $PY benchmarks/throughput.py recipes/sprites.toml $SPR $TP --device "$DEV" --out "$OUT/throughput-$DEV.json"
 
 GRAPH=$([ "$DEV" = cuda ] && echo graph)
 want 2 && step "2. quality: fp32 path vs fast path (vs CUDA graph), short Sprites schedule" && for v in fp32 fast $GRAPH; do
