@@ -125,3 +125,23 @@ def test_a_judge_trained_on_more_training_sequences_of_the_same_data_is_taken(tr
 
     with pytest.raises(disentangle.DisentangleError, match="test split differs"):
         J.load_judge(trained, Relabelled(shapes))
+
+
+def test_batch_norm_and_deeper_frame_encoder_round_trip(shapes, tmp_path):
+    judge = J.train_judge(shapes, epochs=1, batch_size=32, width=4, hidden=8, norm="batch", pools=3)
+    assert judge.info["norm"] == "batch" and judge.info["pools"] == 3
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in judge.net.modules()) == 4
+    J.save_judge(judge, tmp_path / "j.pt")
+    x = torch.stack([shapes.split("test")[i]["x"] for i in range(4)])
+    again = J.load_judge(tmp_path / "j.pt", shapes)
+    torch.testing.assert_close(again.probabilities(x)["shape"], judge.probabilities(x)["shape"])
+    with pytest.raises(disentangle.DisentangleError, match="judge norm 'layer'"):
+        J.train_judge(shapes, epochs=1, norm="layer")
+
+
+def test_a_judge_file_from_before_the_options_loads_with_their_defaults(trained, shapes, tmp_path):
+    blob = torch.load(trained, weights_only=True)
+    del blob["info"]["norm"], blob["info"]["pools"]
+    torch.save(blob, tmp_path / "old.pt")
+    judge = J.load_judge(tmp_path / "old.pt", shapes)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in judge.net.modules())
