@@ -12,6 +12,7 @@
 # training, SEEDS the seeds; EXTRA="key=value ..." adds --set overrides to every run and the judge
 # (a smoke test: EXTRA="data.num_train=64 data.num_test=32 train.max_steps=5" SEEDS=0 JUDGE_EPOCHS=1);
 # JUDGE_EXTRA="key=value ..." adds overrides for the judge alone, after EXTRA: JUDGE_EXTRA="data.num_train=20000"
+# JUDGE_ARGS="..." adds options of `disentangle judge train` (e.g. JUDGE_ARGS="--norm batch --pools 3")
 # trains it on more generated sequences of the same data (the judge is taken: its test split is the runs').
 # PRESETS="full baseline" runs only those presets; EXTRA_PRESETS adds presets, one per line, written
 # as below (name|key=value|key=value), e.g. EXTRA_PRESETS='fg100|tasks.0.weight=100'.
@@ -37,7 +38,7 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 train_judge() {
-  [ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${judge_extra[@]}" --epochs "$JUDGE_EPOCHS" --device "$DEVICE" --out "$OUT/judge.pt" > "$OUT/judge.log" 2>&1
+  [ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${judge_extra[@]}" --epochs "$JUDGE_EPOCHS" ${JUDGE_ARGS:-} --device "$DEVICE" --out "$OUT/judge.pt" > "$OUT/judge.log" 2>&1
   echo "judge: $(tail -n 1 "$OUT/judge.log")"
 }
 METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}]"
