@@ -59,7 +59,9 @@ def swap_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, device: torch.device) -> list[Path]:
     """Write ``reconstruction.png`` (data row, reconstruction row, …), ``generation.png`` (sequences from
     the prior) and ``swap.png``: for each pair (a, b) the rows a, b, [z_f of a + z_1:T of b],
-    [z_f of b + z_1:T of a]. Nothing is written for data without a picture (``to_images`` is None)."""
+    [z_f of b + z_1:T of a], and ``fixed.png``: for each a, its row, two rows keeping its z_f (z_1:T
+    from the prior) and two keeping its z_1:T (z_f from the prior). Nothing is written for data
+    without a picture (``to_images`` is None)."""
     x = shown_sequences(data, n, device)
     n = len(x)
     if n == 0:
@@ -84,4 +86,25 @@ def save_pictures(model: S3VAE, data: SequenceData, out_dir: Path, n: int, devic
     for i in range(half):
         rows += [ai[i], bi[i], ab[i], ba[i]]
     written.append(_save(sequence_grid(rows, frame_gap=gap), out_dir / "swap.png"))
+    written.append(_save(sequence_grid(fixed_factor_rows(model, data, x[:half]), frame_gap=gap),
+                         out_dir / "fixed.png"))
     return written
+
+
+@torch.no_grad()
+def fixed_factor_rows(model: S3VAE, data: SequenceData, x: torch.Tensor, samples: int = 2,
+                      seed: int = 0) -> list[torch.Tensor]:
+    """For each sequence of ``x``: its row, ``samples`` rows keeping its z_f with z_1:T drawn from
+    the prior, then ``samples`` rows keeping its z_1:T with z_f drawn from the prior (the paper's
+    fixed-factor generation). Drawn from ``seed`` without touching the global random state."""
+    f, z = model.encode(x)
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        keep_f = data.to_images(model.generate(len(x) * samples, x.shape[1], f=f.repeat_interleave(samples, 0)))
+        keep_z = data.to_images(model.generate(len(x) * samples, x.shape[1], z=z.repeat_interleave(samples, 0)))
+    xi = data.to_images(x)
+    rows = []
+    for i in range(len(x)):
+        rows += [xi[i], *keep_f[i * samples:(i + 1) * samples], *keep_z[i * samples:(i + 1) * samples]]
+    return rows

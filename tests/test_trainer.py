@@ -32,7 +32,7 @@ def test_training_writes_a_complete_run(tmp_path):
     assert tomllib.loads((run / "recipe.toml").read_text())["train"]["seed"] == 0
     env = json.loads((run / "environment.json").read_text())
     assert env["device"] == "cpu" and env["packages"]["torch"]
-    for name in ("reconstruction", "generation", "swap"):
+    for name in ("reconstruction", "generation", "swap", "fixed"):
         assert (run / "images" / f"{name}.png").stat().st_size > 100
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert {"loss", "recon", "kl_f", "kl_z", "z-norm"} <= set(first)
