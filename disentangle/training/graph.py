@@ -61,7 +61,8 @@ def _copy_into(static: Any, value: Any) -> None:
         static.copy_(value, non_blocking=True)
     else:
         if static.keys() != value.keys():
-            raise ValueError(f"the batch's keys changed from {sorted(static)} to {sorted(value)}")
+            raise DisentangleError(f"train.cuda_graph = \"on\": the batch's keys changed from {sorted(static)} "
+                                   f"to {sorted(value)}", hint="set train.cuda_graph = \"off\" for this dataset")
         for k in static:
             _copy_into(static[k], value[k])
 
@@ -84,8 +85,12 @@ class _Saved:
         for p, state in self.optimizer.state.items():  # made by the warm-up: zero, as a fresh optimizer's
             before = self.optim.get(id(p), {})
             for k, v in state.items():
-                if isinstance(v, torch.Tensor):
-                    v.copy_(before[k]) if k in before else v.zero_()
+                if not isinstance(v, torch.Tensor):
+                    continue
+                if k in before:
+                    v.copy_(before[k])
+                else:
+                    v.zero_()
         set_rng_state(self.rng)
 
 
