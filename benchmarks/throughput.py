@@ -256,9 +256,9 @@ def main() -> None:
         rows.append({**fast(recipe, device, args.steps, args.warmup, cuda_graph=True), "steps": args.steps})
         save()
     if args.layouts:
-        from disentangle.training.precision import use_channels_last
+        from disentangle.training.precision import enabled
 
-        flipped = "off" if use_channels_last(recipe.train.channels_last, device) else "on"
+        flipped = "off" if enabled(recipe.train.channels_last, device) else "on"
         rows.append({**fast(recipe, device, args.steps, args.warmup, channels_last=flipped), "steps": args.steps})
         save()
     if args.profile:

@@ -216,6 +216,9 @@ def check_objective(objective: Objective, ctx: BuildContext, data: SequenceData 
     return loss.detach()
 
 
+_META = torch.device("meta")
+
+
 class _HostTensorOps(TorchDispatchMode):
     """Records each operation that takes a non-scalar host tensor next to ``meta`` tensors (indexing
     with a host index, a host tensor copied to the device, ...)."""
@@ -231,9 +234,6 @@ class _HostTensorOps(TorchDispatchMode):
         if host and (kwargs.get("device") == _META or any(t.device == _META for t in tensors)):
             self.found.append(f"{func} with host tensor(s) of shape {', '.join(str(tuple(t.shape)) for t in host)}")
         return func(*args, **kwargs)
-
-
-_META = torch.device("meta")
 
 
 def host_tensor_ops() -> _HostTensorOps:

@@ -36,14 +36,12 @@ Terms = dict[str, torch.Tensor]
 Capture = Callable[[Callable[[], Terms]], tuple[Any, Terms]]
 
 
-def cuda_capture(device: torch.device) -> Capture:
-    def capture(fn: Callable[[], Terms]) -> tuple[Any, Terms]:
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = fn()
-        return graph, out
-
-    return capture
+def cuda_capture(fn: Callable[[], Terms]) -> tuple[Any, Terms]:
+    """A :data:`Capture` that records ``fn()`` in a CUDA graph (on the current device)."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out
 
 
 def _static_copy(value: Any) -> Any:
@@ -106,7 +104,7 @@ class GraphedStep:
                  capture: Capture | None = None):
         self.step, self.modules, self.optimizer, self.device = step, list(modules), optimizer, device
         self.warmup = warmup
-        self.capture = capture or cuda_capture(device)
+        self.capture = capture or cuda_capture
         self.graph: Any = None
         self.batch: dict[str, Any] = {}
         self.terms: Terms = {}

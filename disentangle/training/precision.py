@@ -48,11 +48,8 @@ def autocast_forward(module: nn.Module, device_type: str, dtype: torch.dtype) ->
     module.forward = forward  # type: ignore[method-assign]
 
 
-def use_compile(setting: str, device: torch.device) -> bool:
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
-
-
-def use_channels_last(setting: str, device: torch.device) -> bool:
+def enabled(setting: str, device: torch.device) -> bool:
+    """An ``auto``/``on``/``off`` switch of ``[train]``: ``auto`` means on CUDA."""
     return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
@@ -65,13 +62,13 @@ def configure(model: nn.Module, device: torch.device, precision: str, compile: s
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution kernels once
-    nhwc = use_channels_last(channels_last, device)
+    nhwc, compiled = enabled(channels_last, device), enabled(compile, device)
     for part in (model.encoder, model.decoder):
         if nhwc:  # 4-d parameters and buffers only; convolutions then pick NHWC for their outputs
             part.to(memory_format=torch.channels_last)
         if dtype is not None:
             autocast_forward(part, device.type, dtype)
-        if use_compile(compile, device):
+        if compiled:
             part.compile()
     return {"autocast": str(dtype).replace("torch.", "") if dtype else None,
-            "channels_last": nhwc, "compiled": use_compile(compile, device)}
+            "channels_last": nhwc, "compiled": compiled}
