@@ -47,6 +47,7 @@ __all__ = [
     "check_registered",
     "check_stays_on_device",
     "host_tensor_ops",
+    "meta_batch",
     "random_batch",
     "tiny_context",
     "tiny_model",
@@ -242,6 +243,14 @@ def host_tensor_ops() -> _HostTensorOps:
     return _HostTensorOps()
 
 
+def meta_batch(data: SequenceData, batch_size: int) -> Batch:
+    """A training batch of ``data``'s shapes on PyTorch's ``meta`` device (shapes without values)."""
+    item = data.split("train")[0]
+    return {"x": torch.empty(batch_size, *item["x"].shape, device=_META),
+            "index": torch.arange(batch_size, device=_META),
+            "labels": {k: torch.zeros(batch_size, dtype=torch.long, device=_META) for k in item.get("labels", {})}}
+
+
 def check_stays_on_device(objective: Objective, ctx: BuildContext, data: SequenceData | None = None,
                           model: S3VAE | None = None) -> None:
     """``loss`` and its backward pass stay on the batch's device: no tensor made on the host (an
@@ -256,9 +265,7 @@ def check_stays_on_device(objective: Objective, ctx: BuildContext, data: Sequenc
     objective.prepare(data, ctx)
     model = (model or tiny_model(ctx)).to(_META)
     objective.to(_META)
-    item, b = data.split("train")[0], ctx.batch_size or 4
-    batch = {"x": torch.empty(b, *item["x"].shape, device=_META), "index": torch.arange(b, device=_META),
-             "labels": {k: torch.zeros(b, dtype=torch.long, device=_META) for k in item.get("labels", {})}}
+    batch = meta_batch(data, ctx.batch_size or 4)
     for call in ("first", "second"):
         probe = host_tensor_ops()
         try:

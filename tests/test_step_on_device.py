@@ -32,10 +32,7 @@ def test_a_training_step_copies_nothing_from_the_host(module_cache, encoder_norm
         obj.prepare(pipe.data, pipe.ctx)
     assert {"flow-grid", "label-supervised", "triplet-scc", "mi-mws"} <= set(pipe.objectives)
     engine = TotalLoss(pipe.model, pipe.objectives, recipe).to(META).train()
-    b, t = recipe.train.batch_size, pipe.data.spec.seq_len
-    batch = {"x": torch.empty(b, t, *pipe.data.spec.feature_shape, device=META),
-             "index": torch.arange(b, device=META),
-             "labels": {k: torch.zeros(b, dtype=torch.long, device=META) for k in pipe.data.split("train")[0]["labels"]}}
+    batch = testing.meta_batch(pipe.data, recipe.train.batch_size)
     engine(batch, 0)  # the first step may move state the objectives keep (pseudo-labels) once
     probe = testing.host_tensor_ops()
     with probe:
