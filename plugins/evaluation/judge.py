@@ -169,7 +169,7 @@ def train_judge(data: disentangle.SequenceData, *, epochs: int = 5, batch_size: 
     start = time.perf_counter()
     for epoch in range(epochs):
         net.train()
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=device), 0  # summed on the device: no wait per step
         for batch in _loader(train, batch_size, True, seed + epoch):
             logits = net(batch["x"].to(device))
             loss = sum(nn.functional.cross_entropy(v, batch["labels"][k].to(device)) for k, v in logits.items())
@@ -177,9 +177,10 @@ def train_judge(data: disentangle.SequenceData, *, epochs: int = 5, batch_size: 
             loss.backward()
             opt.step()
             sched.step()
-            total, count = total + loss.item(), count + 1
+            total, count = total + loss.detach(), count + 1
         if log:
-            log(f"epoch {epoch + 1}/{epochs}: loss {total / max(count, 1):.4f} ({time.perf_counter() - start:.0f} s)")
+            log(f"epoch {epoch + 1}/{epochs}: loss {float(total) / max(count, 1):.4f} "
+                f"({time.perf_counter() - start:.0f} s)")
     info = {
         "format": FORMAT, "dataset": dataset, "fingerprint": data.fingerprint,
         "feature_shape": list(data.spec.feature_shape), "seq_len": int(data.spec.seq_len),
