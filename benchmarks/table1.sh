@@ -14,6 +14,8 @@
 # JUDGE_EXTRA="key=value ..." adds overrides for the judge alone, after EXTRA: JUDGE_EXTRA="data.num_train=20000"
 # JUDGE_ARGS="..." adds options of `disentangle judge train` (e.g. JUDGE_ARGS="--norm batch --pools 3")
 # trains it on more generated sequences of the same data (the judge is taken: its test split is the runs').
+# JUDGE_METRIC="max_sequences=500, rounds=1" sets parameters of the judge metric (default: 1,000 test
+# sequences, 3 rounds; on CPU that is about 7 minutes of a core per Sprites run).
 # PRESETS="full baseline" runs only those presets; EXTRA_PRESETS adds presets, one per line, written
 # as below (name|key=value|key=value), e.g. EXTRA_PRESETS='fg100|tasks.0.weight=100'.
 # EVAL=later (for a GPU, where one device runs several trainings at once): the judge trains while the
@@ -41,7 +43,9 @@ train_judge() {
   [ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${judge_extra[@]}" --epochs "$JUDGE_EPOCHS" ${JUDGE_ARGS:-} --device "$DEVICE" --out "$OUT/judge.pt" > "$OUT/judge.log" 2>&1
   echo "judge: $(tail -n 1 "$OUT/judge.log")"
 }
-METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}]"
+judge_metric=""  # JUDGE_METRIC: more parameters of the judge metric
+[ -n "${JUDGE_METRIC:-}" ] && judge_metric=", $JUDGE_METRIC"
+METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"$judge_metric}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}]"
 judge_pid=none
 if [ "$EVAL" = later ]; then
   train_judge & judge_pid=$!
