@@ -7,7 +7,8 @@
 #   RECIPE=recipes/smmnist.toml DEVICE=cuda bash benchmarks/table1.sh sweeps/smmnist
 #
 # Writes OUT/judge.pt (skipped when present), OUT/<preset>/sweep.{csv,md} (resumable: finished runs
-# are skipped) and OUT/compare.{csv,md} (`disentangle compare` over every run). PARALLEL=2 runs two
+# are skipped; OUT/<preset>.log is appended to, so a rerun keeps the first run's training times)
+# and OUT/compare.{csv,md} (`disentangle compare` over every run). PARALLEL=2 runs two
 # presets at a time (on CPU one thread each: what 2 cores do best; on one GPU use PARALLEL=1); JUDGE_EPOCHS sets the judge's
 # training, SEEDS the seeds; EXTRA="key=value ..." adds --set overrides to every run and the judge
 # (a smoke test: EXTRA="data.num_train=64 data.num_test=32 train.max_steps=5" SEEDS=0 JUDGE_EPOCHS=1);
@@ -74,7 +75,7 @@ PY
 # preset name, then its --set arguments (docs/recipes.md, "Baselines, ablations, sweeps")
 run_preset() {
   local name=$1; shift
-  if "${limit[@]}" disentangle sweep "$RECIPE" --seeds "$SEEDS" "${RUN_METRICS[@]}" "${extra[@]}" "$@" --device "$DEVICE" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+  if "${limit[@]}" disentangle sweep "$RECIPE" --seeds "$SEEDS" "${RUN_METRICS[@]}" "${extra[@]}" "$@" --device "$DEVICE" --out "$OUT/$name" >> "$OUT/$name.log" 2>&1
   then echo "finished $name"; else echo "stopped $name (see $OUT/$name.log)"; fi
 }
 
