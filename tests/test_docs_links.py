@@ -2,6 +2,7 @@
 heading of that file (GitHub's heading ids), so moving a file or renaming a heading breaks a test,
 not a reader's click."""
 
+import functools
 import re
 from collections import Counter
 from pathlib import Path
@@ -19,12 +20,13 @@ def prose(text: str) -> str:
     return re.sub(r"`[^`\n]*`", "", FENCE.sub("", text))
 
 
-def heading_ids(text: str) -> set[str]:
-    """The ids GitHub gives a page's headings: lower case, punctuation dropped, spaces to hyphens,
+@functools.cache
+def heading_ids(page: Path) -> frozenset[str]:
+    """The ids GitHub gives a page's headings (read once per page): lower case, punctuation dropped, spaces to hyphens,
     repeats numbered -1, -2, ..."""
     seen: Counter[str] = Counter()
     ids = set()
-    for line in FENCE.sub("", text).splitlines():
+    for line in FENCE.sub("", page.read_text()).splitlines():
         m = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
         if not m:
             continue
@@ -32,7 +34,7 @@ def heading_ids(text: str) -> set[str]:
         slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
         ids.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
         seen[slug] += 1
-    return ids
+    return frozenset(ids)
 
 
 def links():
@@ -48,7 +50,7 @@ def test_link_resolves(page: Path, target: str):
     dest = (page.parent / path).resolve() if path else page
     assert dest.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
     if anchor and dest.suffix == ".md":
-        assert anchor in heading_ids(dest.read_text()), \
+        assert anchor in heading_ids(dest), \
             f"{page.relative_to(ROOT)} links to {target}: {dest.name} has no heading with that id"
 
 
