@@ -18,7 +18,8 @@
 # JUDGE_METRIC="max_sequences=500, rounds=1" sets parameters of the judge metric (default: 1,000 test
 # sequences, 3 rounds; on CPU that is about 7 minutes of a core per Sprites run).
 # PRESETS="full baseline" runs only those presets; EXTRA_PRESETS adds presets, one per line, written
-# as below (name|key=value|key=value), e.g. EXTRA_PRESETS='fg100|tasks.0.weight=100'.
+# as below (name|key=value|key=value), e.g. EXTRA_PRESETS='fg100|tasks.0.weight=100': they run after
+# the six, or, where PRESETS is given, when PRESETS names them.
 # EVAL=later (for a GPU, where one device runs several trainings at once): the judge trains while the
 # models train; each run is evaluated with the judge after every training has finished
 # (`disentangle evaluate`, PARALLEL at a time). TRAIN_LIMIT=SECONDS stops the trainings after that long
@@ -36,7 +37,9 @@ for kv in ${EXTRA:-}; do extra+=(--set "$kv"); done
 judge_extra=("${extra[@]}")  # JUDGE_EXTRA: the judge's own, after EXTRA (e.g. more generated training sequences)
 for kv in ${JUDGE_EXTRA:-}; do judge_extra+=(--set "$kv"); done
 EVAL=${EVAL:-inline}
-PRESETS=${PRESETS:-full baseline baseline-sv no-dfp no-scc no-mi}
+extra_names=""  # the names of EXTRA_PRESETS, run by default after the six
+while IFS='|' read -r name _; do [ -n "$name" ] && extra_names+=" $name"; done <<< "${EXTRA_PRESETS:-}"
+PRESETS=${PRESETS:-full baseline baseline-sv no-dfp no-scc no-mi$extra_names}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
