@@ -37,9 +37,9 @@ for kv in ${EXTRA:-}; do extra+=(--set "$kv"); done
 judge_extra=("${extra[@]}")  # JUDGE_EXTRA: the judge's own, after EXTRA (e.g. more generated training sequences)
 for kv in ${JUDGE_EXTRA:-}; do judge_extra+=(--set "$kv"); done
 EVAL=${EVAL:-inline}
-extra_names=""  # the names of EXTRA_PRESETS, run by default after the six
-while IFS='|' read -r name _; do [ -n "$name" ] && extra_names+=" $name"; done <<< "${EXTRA_PRESETS:-}"
-PRESETS=${PRESETS:-full baseline baseline-sv no-dfp no-scc no-mi$extra_names}
+extra_presets=()  # EXTRA_PRESETS, one per line; by default they run after the six (their names: up to the first |)
+while IFS= read -r line; do [ -n "$line" ] && extra_presets+=("$line"); done <<< "${EXTRA_PRESETS:-}"
+PRESETS=${PRESETS:-full baseline baseline-sv no-dfp no-scc no-mi ${extra_presets[*]%%|*}}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
@@ -90,7 +90,7 @@ presets=(
   "no-scc|regularizers=$(without triplet-scc)"
   "no-mi|regularizers=$(without mi-mws)"
 )
-while IFS= read -r line; do [ -n "$line" ] && presets+=("$line"); done <<< "${EXTRA_PRESETS:-}"
+presets+=("${extra_presets[@]}")
 for spec in "${presets[@]}"; do
   IFS='|' read -r name rest <<< "$spec"
   [[ " $PRESETS " == *" $name "* ]] || continue
