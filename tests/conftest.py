@@ -17,9 +17,16 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session", autouse=True)
 def _threads():
+    """Up to 2 threads for this process, and 1 for each process a test starts (`disentangle run`
+    subprocesses, torchrun's workers): with PyTorch's default of a thread per core, a busy process on
+    one of 2 cores slowed the kill-and-resume test's resume from under 10 s to over 5 minutes
+    (docs/performance.md)."""
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield
 
 
 #: The quickstart recipe shrunk to seconds: 16x16 frames, T = 4, two conv blocks with batch norm.

@@ -127,9 +127,7 @@ def test_sample_on_a_non_run_directory(tmp_path):
 def test_killed_run_resumes_to_the_same_step_count(tiny, tmp_path):
     """A subprocess killed mid-run continues from its last checkpoint and ends at the planned step."""
     run_dir = tmp_path / "run"
-    # One thread: with PyTorch's default of a thread per core, a busy process on one of 2 cores slowed
-    # the resume from under 10 s to over 5 minutes, past the timeout below (docs/performance.md).
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # one thread: conftest's _threads
     cmd = [sys.executable, "-m", "disentangle", "run", str(tiny), "--run-dir", str(run_dir),
            "--set", "train.epochs=20", "--set", "train.checkpoint_every=3"]  # 20 x 64 // 8 = 160 steps
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
