@@ -127,6 +127,21 @@ def test_fsdd_on_a_fake_tree(tmp_path):
     assert len(list((tmp_path / "cache" / "speech").glob("*.npz"))) == 1
 
 
+def test_fsdd_validation_split_leaves_the_test_takes_unread(tmp_path):
+    root = write_fsdd(tmp_path / "fsdd")
+    config = dict(root=str(root), seq_len=8, shift=4)
+    usual = fsdd.FSDD(fsdd.FSDDConfig(**config, test_takes=1), ctx_for(tmp_path))
+    val = fsdd.FSDD(fsdd.FSDDConfig(**config, first_take=1, test_takes=2), ctx_for(tmp_path))
+    assert {u.rsplit("_", 1)[1] for u in val.split("test").utterances} == {"1"}
+    assert {u.rsplit("_", 1)[1] for u in val.split("train").utterances} == {"2", "3"}
+    # the same files split otherwise are other data: caches keyed on the fingerprint must not mix them
+    moved = fsdd.FSDD(fsdd.FSDDConfig(**config, test_takes=2), ctx_for(tmp_path))
+    assert len({usual.fingerprint, val.fingerprint, moved.fingerprint}) == 3
+    with pytest.raises(disentangle.DisentangleError, match="first_take") as err:
+        fsdd.FSDD(fsdd.FSDDConfig(**config, first_take=2, test_takes=2), ctx_for(tmp_path))
+    assert "test_takes" in str(err.value)
+
+
 def test_fsdd_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(disentangle.DisentangleError, match="no recordings") as err:
         fsdd.FSDD(fsdd.FSDDConfig(root=str(tmp_path / "nowhere")), ctx_for(tmp_path))

@@ -147,7 +147,8 @@ class SpeechCorpus(disentangle.SequenceData):
             self._splits[split] = SpeechSplit(
                 np.stack(xs).astype(np.float32), {k: np.asarray(v, dtype=np.int64) for k, v in labels.items()},
                 meta, np.stack(energy).astype(np.float32), utts, np.stack(mfcc).astype(np.float32))
-        self._fingerprint = disentangle.fingerprint(key, seq_len, shift)
+        # the split of each file too: the same files split otherwise (data.test_takes) are other data
+        self._fingerprint = disentangle.fingerprint(key, seq_len, shift, [u.split for u in utterances])
 
     def _features(self, utterances: Sequence[Utterance], path: Path) -> dict[str, list[np.ndarray]]:
         """Per-utterance ``fbank``/``energy``/``mfcc`` arrays, computed once and cached in ``path``."""
