@@ -31,7 +31,7 @@ def read_run(run: Path) -> dict:
     env = json.loads((run / "environment.json").read_text())
     steps = sum(1 for _ in (run / "metrics.jsonl").open())
     return {"run": str(run), "eer": eer, "steps": steps, "device": env.get("device"),
-            "device_name": env.get("gpu", env.get("platform")), "seconds": evaluation.get("train_seconds")}
+            "device_name": env.get("gpu", env.get("platform"))}  # the wall time is in the console log only: --note
 
 
 def main() -> None:
