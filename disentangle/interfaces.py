@@ -168,7 +168,7 @@ class ArraySplit(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for a split of {n}")
         index = index % n
         stored = self.stored_x()[index: index + 1]
-        x = self.decode(stored if isinstance(stored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(stored)))[0]
+        x = self.decode(stored if isinstance(stored, torch.Tensor) else torch.from_numpy(np.require(stored, requirements="CW")))[0]
         item: dict[str, Any] = {"x": x, "labels": {k: int(v[index]) for k, v in self.stored_labels().items()}}
         meta = self.stored_meta()
         if meta:

@@ -85,7 +85,7 @@ class DeviceBatches:
 
     def __init__(self, split: ArraySplit, device: torch.device):
         self.split, self.device = split, device
-        self.x = torch.as_tensor(np.ascontiguousarray(split.stored_x())).to(device)
+        self.x = torch.as_tensor(np.require(split.stored_x(), requirements="CW")).to(device)
         self.labels = {k: torch.as_tensor(np.asarray(v)).to(device) for k, v in split.stored_labels().items()}
 
     def __call__(self, batches: torch.Tensor, seed: int) -> Iterator[dict[str, Any]]:
