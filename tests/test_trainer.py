@@ -131,6 +131,39 @@ def test_device_batches_equal_loader_batches(tmp_path):
             assert torch.equal(a["labels"][k], b["labels"][k])
 
 
+def test_read_only_stored_arrays_reach_torch_writable(monkeypatch):
+    """A memory-mapped (read-only) split is copied before torch wraps it: torch warns on, and may
+    write through, a tensor over a read-only numpy array."""
+    import numpy as np
+
+    import disentangle
+    from disentangle.training.data import DeviceBatches
+
+    class ReadOnly(disentangle.ArraySplit):
+        def __init__(self):
+            self.x = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+            self.x.flags.writeable = False
+
+        def stored_x(self):
+            return self.x
+
+    seen = []
+
+    def recording(real):
+        def wrap(a, *args, **kw):
+            if isinstance(a, np.ndarray):
+                seen.append(a.flags.writeable)
+            return real(a, *args, **kw)
+        return wrap
+
+    for name in ("from_numpy", "as_tensor"):
+        monkeypatch.setattr(torch, name, recording(getattr(torch, name)))
+    split = ReadOnly()
+    assert torch.equal(split[1]["x"], torch.arange(12, 24).reshape(3, 4).float())
+    assert torch.equal(DeviceBatches(split, torch.device("cpu")).x, torch.arange(24).reshape(2, 3, 4).to(torch.uint8))
+    assert seen and all(seen)
+
+
 def test_a_non_scalar_loss_names_the_component(tmp_path):
     from disentangle import DisentangleError
 
