@@ -134,6 +134,13 @@ class SequenceData(abc.ABC):
         return x.detach().cpu().float().numpy()
 
 
+def stored_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A stored array as a tensor, sharing its memory where torch may: a read-only (memory-mapped)
+    or non-contiguous numpy array is copied first, as torch warns on, and may write through, a
+    tensor over a read-only array."""
+    return a if isinstance(a, torch.Tensor) else torch.from_numpy(np.require(a, requirements="CW"))
+
+
 class ArraySplit(torch.utils.data.Dataset):
     """A split held as arrays, which the trainer may move to the GPU once and index there.
 
@@ -168,7 +175,7 @@ class ArraySplit(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for a split of {n}")
         index = index % n
         stored = self.stored_x()[index: index + 1]
-        x = self.decode(stored if isinstance(stored, torch.Tensor) else torch.from_numpy(np.require(stored, requirements="CW")))[0]
+        x = self.decode(stored_tensor(stored))[0]
         item: dict[str, Any] = {"x": x, "labels": {k: int(v[index]) for k, v in self.stored_labels().items()}}
         meta = self.stored_meta()
         if meta:

@@ -18,6 +18,7 @@ from PIL import Image
 
 import disentangle
 from disentangle import testing
+from disentangle.interfaces import stored_tensor
 from disentangle_plugins.video import sprites
 from disentangle_plugins.video.sprites import Sprites
 
@@ -407,7 +408,7 @@ def test_a_fresh_split_opens_safely_from_many_threads(built, monkeypatch):
 def test_stored_arrays_decode_to_the_items(built):
     """The GPU-resident path (stored_x + decode) gives exactly the items of the host path."""
     split = built[0].split("test")
-    x = split.decode(torch.from_numpy(np.require(split.stored_x()[:4], requirements="CW")))
+    x = split.decode(stored_tensor(split.stored_x()[:4]))
     assert torch.equal(x, torch.stack([split[i]["x"] for i in range(4)]))
     labels = split.stored_labels()
     assert {k: int(v[3]) for k, v in labels.items()} == split[3]["labels"]

@@ -142,10 +142,14 @@ def test_read_only_stored_arrays_reach_torch_writable(monkeypatch):
     class ReadOnly(disentangle.ArraySplit):
         def __init__(self):
             self.x = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-            self.x.flags.writeable = False
+            self.y = np.array([[0, 5], [1, 6]])
+            self.x.flags.writeable = self.y.flags.writeable = False
 
         def stored_x(self):
             return self.x
+
+        def stored_labels(self):
+            return {"a": self.y[:, 0], "b": self.y[:, 1]}  # read-only, non-contiguous columns
 
     seen = []
 
@@ -160,7 +164,9 @@ def test_read_only_stored_arrays_reach_torch_writable(monkeypatch):
         monkeypatch.setattr(torch, name, recording(getattr(torch, name)))
     split = ReadOnly()
     assert torch.equal(split[1]["x"], torch.arange(12, 24).reshape(3, 4).float())
-    assert torch.equal(DeviceBatches(split, torch.device("cpu")).x, torch.arange(24).reshape(2, 3, 4).to(torch.uint8))
+    held = DeviceBatches(split, torch.device("cpu"))
+    assert torch.equal(held.x, torch.arange(24).reshape(2, 3, 4).to(torch.uint8))
+    assert held.labels["b"].tolist() == [5, 6] and split[1]["labels"] == {"a": 1, "b": 6}
     assert seen and all(seen)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from disentangle.interfaces import ArraySplit
+from disentangle.interfaces import ArraySplit, stored_tensor
 
 
 class IndexedSplit(torch.utils.data.Dataset):
@@ -85,8 +85,8 @@ class DeviceBatches:
 
     def __init__(self, split: ArraySplit, device: torch.device):
         self.split, self.device = split, device
-        self.x = torch.as_tensor(np.require(split.stored_x(), requirements="CW")).to(device)
-        self.labels = {k: torch.as_tensor(np.asarray(v)).to(device) for k, v in split.stored_labels().items()}
+        self.x = stored_tensor(split.stored_x()).to(device)
+        self.labels = {k: stored_tensor(np.asarray(v)).to(device) for k, v in split.stored_labels().items()}
 
     def __call__(self, batches: torch.Tensor, seed: int) -> Iterator[dict[str, Any]]:
         order = batches.to(self.device, non_blocking=True)
