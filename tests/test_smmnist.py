@@ -12,6 +12,7 @@ import torch
 
 import disentangle
 from disentangle import testing
+from disentangle.interfaces import stored_tensor
 from disentangle_plugins.video import smmnist
 from disentangle_plugins.video.smmnist import SMMNIST, SMMNISTConfig
 
@@ -65,7 +66,7 @@ def test_builds_from_idx_files_with_labels(tmp_path):
     test_vals = np.unique(test.stored_x())
     assert test_vals[test_vals > 0].min() >= 1 and test.stored_x().max() >= 200
     # the host item and the device path (decode of the stored batch) agree
-    assert torch.equal(train.decode(torch.from_numpy(np.array(train.stored_x()[:1])))[0], item["x"])
+    assert torch.equal(train.decode(stored_tensor(train.stored_x()[:1]))[0], item["x"])
 
 
 def test_digit_labels_match_the_pixels(tmp_path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 
 from disentangle.interfaces import ArraySplit, stored_tensor
@@ -86,7 +85,7 @@ class DeviceBatches:
     def __init__(self, split: ArraySplit, device: torch.device):
         self.split, self.device = split, device
         self.x = stored_tensor(split.stored_x()).to(device)
-        self.labels = {k: stored_tensor(np.asarray(v)).to(device) for k, v in split.stored_labels().items()}
+        self.labels = {k: stored_tensor(v).to(device) for k, v in split.stored_labels().items()}
 
     def __call__(self, batches: torch.Tensor, seed: int) -> Iterator[dict[str, Any]]:
         order = batches.to(self.device, non_blocking=True)
