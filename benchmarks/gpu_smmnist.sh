@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SMMNIST at the recipe's model size on one GPU, in one device slot (about 7 minutes on an H200):
+# SMMNIST at the recipe's model size on one GPU, in one device slot (5 to 7 minutes on an H200):
 # the judge trained on 20,000 generated sequences (batch norm in its frame encoder), and beside it
 # the full model and the baseline, SEEDS of each, all side by side, STEPS steps of the recipe's
 # batch of 64; then each run scored by that judge (Acc / IS / H(y|x) / H(y) both ways), the latent
