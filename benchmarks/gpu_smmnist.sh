@@ -11,8 +11,10 @@
 # TRAIN_LIMIT (seconds, default 330) stops the trainings still running (SIGTERM: each writes a
 # checkpoint); such a run is scored all the same, at the step it reached (its metrics.jsonl says
 # which). OUT receives at most eight files, none of them checkpoints: log.txt, device.txt,
-# gpu-utilisation.csv, summary.md, results.tgz (each run's eval.json, metrics.jsonl, recipe.toml,
-# environment.json and logs; the judge's log) and images.tgz (seed 0's pictures and reports).
+# gpu-utilisation.csv, compare.md and compare.csv (`disentangle compare`; then
+# `python benchmarks/table1_summary.py OUT/compare.csv`), results.tgz (each run's eval.json,
+# metrics.jsonl, recipe.toml, environment.json and logs; the judge's log) and images.tgz (seed 0's
+# pictures and reports).
 # PRESETS (default "full baseline") may name presets of EXTRA_PRESETS too, one per line, written as
 # in table1.sh (name|key=value|key=value), e.g. the mi-mws weight at 0.1 beside the recipe's:
 #   PRESETS="full mi0.1 baseline" EXTRA_PRESETS='mi0.1|regularizers.1.weight=0.1' bash benchmarks/gpu_smmnist.sh OUT
@@ -87,8 +89,9 @@ METRICS="eval.metrics=[{use=\"judge\", path=\"$WORK/judge.pt\"}, {use=\"latent-p
 pids=()  # (a bare `wait` would also wait for the tee above)
 for run in "${runs[@]}"; do
   if [ -f "$run/checkpoints/last.pt" ]; then
+    # a failed evaluation leaves the training-time eval.json aside, so no table mistakes it for a judged one
     { disentangle evaluate "$run" --set "$METRICS" --set eval.images=true --device "$DEVICE" > "$run/evaluate.log" 2>&1 \
-      || echo "evaluation failed: $run/evaluate.log"; } &
+      || { mv "$run/eval.json" "$run/eval-training.json"; echo "evaluation failed: $run/evaluate.log"; }; } &
     pids+=($!)
   else
     echo "no checkpoint: $run"
@@ -98,39 +101,9 @@ done
 echo "=== evaluations done after ${SECONDS} s"
 [ -n "$smi_pid" ] && kill "$smi_pid"
 
-# the scores of each preset, mean ± std over its seeds (the figures in each eval.json)
-python3 - "$WORK" $PRESETS > "$OUT/summary.md" <<'PY'
-import json, re, sys
-from pathlib import Path
-import numpy as np
-work, presets = Path(sys.argv[1]), sys.argv[2:]
-rows = {}
-for p in presets:
-    for run in sorted((work / p).glob("*-seed*")):
-        f = run / "eval.json"
-        if not f.is_file():
-            continue
-        flat = {}
-        def walk(d, pre=""):
-            for k, v in d.items():
-                if isinstance(v, dict): walk(v, f"{pre}{k}/")
-                elif isinstance(v, (int, float)) and not isinstance(v, bool): flat[pre + k] = float(v)
-        walk(json.loads(f.read_text()))
-        steps = [json.loads(l).get("step") for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()] if (run / "metrics.jsonl").is_file() else []
-        flat["steps"] = float(max([s for s in steps if isinstance(s, (int, float))], default=0))
-        rows.setdefault(p, []).append(flat)
-keys = sorted({k for rs in rows.values() for r in rs for k in r})
-keep = [k for k in keys if re.search(r"judge|probe|reconstruction|steps", k) and not k.endswith("/std")]
-print("| metric | " + " | ".join(f"{p} (n={len(rows.get(p, []))})" for p in presets) + " |")
-print("|---|" + "---|" * len(presets))
-for k in keep:
-    cells = []
-    for p in presets:
-        vs = [r[k] for r in rows.get(p, []) if k in r]
-        cells.append(f"{np.mean(vs):.4g} ± {np.std(vs):.2g}" if vs else "–")
-    print(f"| {k} | " + " | ".join(cells) + " |")
-PY
-cat "$OUT/summary.md"
+# the scores of each preset, mean ± std over its seeds (`disentangle compare` groups the runs by preset)
+mapfile -t scored < <(for run in "${runs[@]}"; do [ -f "$run/eval.json" ] && echo "$run"; done)
+[ ${#scored[@]} -gt 0 ] && disentangle compare "${scored[@]}" --out "$OUT" > /dev/null && cat "$OUT/compare.md"
 
 # bring back what the docs need: no checkpoints, no judge weights
 (cd "$WORK" && find . -maxdepth 1 -name '*.log' -print0 > /tmp/gs-files
