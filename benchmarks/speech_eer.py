@@ -4,8 +4,9 @@
     python benchmarks/speech_eer.py runs/fsdd-s0 [runs/fsdd-s1 ...] --out benchmarks/results/speech-eer-fsdd-cpu.json
 
 Reads each run's ``eval.json`` (the ``eer`` metric), ``environment.json`` (the machine) and
-``metrics.jsonl`` (steps); prints the table (z_f, z_1:T, the mean-MFCC baseline; all trials and
-different-content trials) and writes JSON with every run's numbers.
+``metrics.jsonl`` (steps); prints the table (z_f, z_1:T, the mean-MFCC baseline; the speaker EER on all
+trials and on different-content trials, the content EER on pairs of speakers) and writes JSON with every
+run's numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ ROWS = (("z_f", "eer/z_f"), ("z_1:T", "eer/z_t"), ("mean MFCC (baseline)", "eer/
 
 
 def read_run(run: Path) -> dict:
+    for name in ("eval.json", "environment.json", "metrics.jsonl"):
+        if not (run / name).is_file():
+            raise SystemExit(f"{run / name}: not found. Is {run} a finished run directory? "
+                             f"(`disentangle run` writes it; `disentangle evaluate {run}` writes eval.json again)")
     evaluation = json.loads((run / "eval.json").read_text())
     metrics = evaluation.get("metrics", evaluation)
     eer = next((v for k, v in metrics.items() if k == "eer" or k.startswith("eer")), None)
@@ -45,6 +50,7 @@ def main() -> None:
     table.add_column("code")
     table.add_column("all trials", justify="right")
     table.add_column("different-content trials", justify="right")
+    table.add_column("content EER (pairs of speakers)", justify="right")
 
     def cell(key: str) -> str:
         vals = [100 * r["eer"][key] for r in runs if key in r["eer"]]
@@ -54,15 +60,18 @@ def main() -> None:
 
     summary = {}
     for name, key in ROWS:
-        table.add_row(name, cell(key), cell(f"{key}/content_differs"))
-        for k in (key, f"{key}/content_differs"):
+        content_key = "content-" + key  # content-eer/<code>: low when the code holds the words
+        table.add_row(name, cell(key), cell(f"{key}/content_differs"), cell(content_key))
+        for k in (key, f"{key}/content_differs", content_key):
             vals = [r["eer"][k] for r in runs if k in r["eer"]]
             if vals:
                 summary[k] = {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "n": len(vals)}
     Console().print(table)
     first = runs[0]["eer"]
     print(f"trials: {first.get('trials', 0):.0f} ({first.get('target_trials', 0):.0f} same-speaker), "
-          f"different-content: {first.get('content_differs_trials', 0):.0f}; device: {runs[0]['device_name']}")
+          f"different-content: {first.get('content_differs_trials', 0):.0f}; between speakers: "
+          f"{first.get('content_trials', 0):.0f} ({first.get('content_target_trials', 0):.0f} same content); "
+          f"device: {runs[0]['device_name']}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"summary": summary, "runs": runs, "note": args.note,
                                           "host": platform.node() and platform.platform()}, indent=2))

@@ -227,6 +227,15 @@ def test_trial_table_separates_content_trials():
     assert table["trials"] == 6 and table["target_trials"] == 2 and table["content_differs_trials"] == 4
     assert table["eer/spk"] == 0.0 and table["eer/spk/content_differs"] == 0.0
     assert table["eer/con"] >= 0.5 and "eer/con/content_differs" in table
+    # content verification, on the 4 pairs of different speakers (2 say the same digit)
+    assert table["content_trials"] == 4 and table["content_target_trials"] == 2
+    assert table["content-eer/con"] == 0.0 and table["content-eer/spk"] >= 0.5
+
+
+def test_trial_table_leaves_out_content_eer_when_no_two_speakers_share_content():
+    codes = {"c": np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])}
+    table = eer.trial_table(codes, ["a", "a", "b"], ["1", "2", "3"], center=False)
+    assert "eer/c" in table and "content_trials" not in table and not any(k.startswith("content-eer") for k in table)
 
 
 def test_eer_metric_groups_windows_by_utterance():
@@ -248,6 +257,8 @@ def test_eer_metric_groups_windows_by_utterance():
     # is worse than chance (2/3: the ROC runs through a tie), and on different-content trials it says
     # nothing about the speaker (50%)
     assert table["eer/z_t"] == pytest.approx(2 / 3) and table["eer/z_t/content_differs"] == 0.5
+    # and the other way round: z_t verifies the content across speakers, z_f does not
+    assert table["content-eer/z_t"] == 0.0 and table["content-eer/z_f"] >= 0.25
 
 
 def test_eer_needs_meta():
@@ -376,9 +387,10 @@ def test_fsdd_recipe_trains_and_reports_the_eer_table(tmp_path):
         "eval.metrics.1.max_sequences=8"])
     result = disentangle.train(recipe, tmp_path / "run", cache_dir=tmp_path / "cache")
     table = result.eval["eer"]
-    assert {"eer/z_f", "eer/z_t", "eer/mfcc", "eer/z_f/content_differs", "eer/mfcc/content_differs"} <= set(table)
+    assert {"eer/z_f", "eer/z_t", "eer/mfcc", "eer/z_f/content_differs", "eer/mfcc/content_differs",
+            "content-eer/z_f", "content-eer/z_t", "content-eer/mfcc"} <= set(table)
     assert table["trials"] == 6 * 5 / 2 and table["target_trials"] == 2 * 3  # 6 test utterances, 3 per speaker
-    assert all(0.0 <= v <= 1.0 for k, v in table.items() if k.startswith("eer/"))
+    assert all(0.0 <= v <= 1.0 for k, v in table.items() if k.startswith(("eer/", "content-eer/")))
     images = tmp_path / "run" / "images"
     assert (images / "swap.png").stat().st_size > 100
     # the swaps as sound (Griffin-Lim from log-mel), labelled as an approximation

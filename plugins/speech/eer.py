@@ -16,7 +16,14 @@ Reported on the same trials:
   could look speaker-informative (or a z_f speaker-free) on all trials;
 - ``trials``, ``target_trials``, ``content_differs_trials``.
 
-A disentangled model has a low ``eer/z_f`` (below the MFCC baseline) and ``eer/z_t`` near 50%.
+And the other way round, content verification: ``content-eer/z_f``, ``content-eer/z_t`` and
+``content-eer/mfcc`` on the trials between different speakers (``content_trials``), target when both
+say the same ``meta["content"]`` (``content_target_trials``). A z_1:T with no speaker in it scores a high
+``eer/z_t`` also when it holds nothing at all; a low ``content-eer/z_t`` shows that it still holds the
+words. Left out when no two speakers say the same thing.
+
+A disentangled model has a low ``eer/z_f`` (below the MFCC baseline) and ``eer/z_t`` near 50%, and a
+``content-eer/z_t`` below ``content-eer/z_f``.
 """
 
 from __future__ import annotations
@@ -82,19 +89,25 @@ def utterance_codes(enc: disentangle.Encoded) -> tuple[list[str], dict[str, str]
 
 def trial_table(codes: dict[str, np.ndarray], speakers: list[str], contents: list[str],
                 center: bool = True) -> dict[str, float]:
-    """EERs of each code over all pairs of utterances and over the pairs whose content differs."""
+    """Each code's speaker EERs (all pairs; the pairs whose content differs) and content EER (pairs of speakers)."""
     n = len(speakers)
     iu = np.triu_indices(n, k=1)
     spk, con = np.asarray(speakers), np.asarray(contents)
     target = (spk[:, None] == spk[None, :])[iu]
     differs = (con[:, None] != con[None, :])[iu]
+    same_content = ~differs[~target]  # content verification, on the trials between different speakers
+    content_eer = same_content.any() and not same_content.all()
     out: dict[str, float] = {"trials": float(len(target)), "target_trials": float(target.sum()),
                              "content_differs_trials": float(differs.sum())}
+    if content_eer:
+        out.update(content_trials=float(len(same_content)), content_target_trials=float(same_content.sum()))
     for name, c in codes.items():
         scores = cosine_matrix(c, center)[iu]
         out[f"eer/{name}"] = equal_error_rate(scores, target)
         if target[differs].any() and not target[differs].all():
             out[f"eer/{name}/content_differs"] = equal_error_rate(scores[differs], target[differs])
+        if content_eer:
+            out[f"content-eer/{name}"] = equal_error_rate(scores[~target], same_content)
     return out
 
 
