@@ -7,7 +7,7 @@
 #    MI-MWS over M;
 # 2. quality: a short Sprites schedule trained with the fp32 path, the fast path and the CUDA graph;
 # 3. exact resume on the GPU: straight vs stopped-and-resumed vs a second straight run (noise floor),
-#    eager and with the CUDA graph;
+#    eager, with the CUDA graph, and with train.deterministic = "on" (eager and graphed);
 # 4. a torchrun launch on the GPU;
 # 5. a longer Sprites run with the fast path (pictures).
 # Each part has its own time limit and writes into OUT_DIR as it goes; a failing part does not stop
@@ -51,9 +51,10 @@ done
 
 if want 3; then
 step "3. exact resume on $DEV"
-for mode in eager $GRAPH; do
+for mode in eager $GRAPH exact ${GRAPH:+exact-graph}; do
 R="$OUT/runs/resume-$mode"; rm -rf "$R"
-G=(); [ $mode = graph ] && G=(--set 'train.cuda_graph="on"')
+G=(); [[ $mode == *graph ]] && G=(--set 'train.cuda_graph="on"')
+[[ $mode == exact* ]] && G+=(--set 'train.deterministic="on"')
 for name in straight again; do
   timeout "$(lim 90)" $PY -m disentangle run recipes/quickstart.toml $QS "${G[@]}" --set train.max_steps=${RES[0]} \
     --set train.checkpoint_every=${RES[1]} --set eval.images=false --device "$DEV" --run-dir "$R/$name" 2>&1 | tail -2
@@ -61,7 +62,7 @@ done
 timeout "$(lim 90)" $PY -m disentangle run recipes/quickstart.toml $QS "${G[@]}" --set train.max_steps=${RES[1]} \
   --set train.checkpoint_every=${RES[1]} --set eval.images=false --device "$DEV" --run-dir "$R/resumed" 2>&1 | tail -2
 timeout "$(lim 90)" $PY -m disentangle run --resume "$R/resumed" --set train.max_steps=${RES[0]} --device "$DEV" 2>&1 | tail -2
-suffix=$([ $mode = graph ] && echo "-graph")
+suffix=${mode/eager/}; suffix=${suffix:+-$suffix}
 $PY - "$R" "$OUT/resume-$DEV$suffix.json" <<'PYEOF'
 import json, sys, torch
 from pathlib import Path

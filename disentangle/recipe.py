@@ -82,6 +82,9 @@ class TrainConfig:
     """Compile the encoder and decoder with torch.compile (auto: on CUDA)."""
     cuda_graph: Literal["on", "off"] = "off"
     """Capture the whole training step in one CUDA graph and replay it (CUDA, one process)."""
+    deterministic: Literal["on", "off"] = "off"
+    """On CUDA, choose kernels that repeat bit for bit (no timed cuDNN choice, PyTorch's
+    deterministic algorithms), so that a run and its resume repeat exactly; off: the fastest."""
     data_on_device: Literal["auto", "device", "loader"] = "auto"
     """auto: hold the training split on the GPU when the dataset allows it and it fits."""
     tensorboard: bool = False

@@ -3,7 +3,7 @@
 - :mod:`~disentangle.training.build`: building a recipe's components into a :class:`Pipeline`;
 - :mod:`~disentangle.training.data`: data order and how batches reach the device;
 - :mod:`~disentangle.training.state`: seeding, RNG state and checkpoints;
-- :mod:`~disentangle.training.precision`: autocast, memory layout and compilation;
+- :mod:`~disentangle.training.precision`: autocast, memory layout, compilation and the choice of kernels;
 - :mod:`~disentangle.training.graph`: the whole step as one CUDA graph;
 - :mod:`~disentangle.training.rundir`: environment.json and the buffered step log;
 - :mod:`~disentangle.training.loop`: the loop (:class:`Trainer`: setup / train / save_checkpoint);

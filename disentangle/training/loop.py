@@ -109,7 +109,8 @@ class Trainer:
                 self.metrics_path.unlink(missing_ok=True)
         self.start_step = self.step
         # after loading: compiled/autocast forwards do not change parameters or state-dict keys
-        self.fast = precision.configure(pipe.model, self.device, cfg.precision, cfg.compile, cfg.channels_last)
+        self.fast = precision.configure(pipe.model, self.device, cfg.precision, cfg.compile, cfg.channels_last,
+                                       cfg.deterministic)
         self.batches = choose_batches(self.split, self.device, cfg.data_on_device, cfg.num_workers)
         self.engine = distributed.wrap(TotalLoss(pipe.model, pipe.objectives, recipe), self.device, world)
         self.graph_from = graph_from(recipe, list(pipe.objectives))

@@ -1,5 +1,5 @@
 """How the networks that carry the FLOPs (encoder, decoder) run: numeric precision, memory layout,
-compilation.
+compilation, and which CUDA kernels run them (timed or deterministic).
 
 On CUDA, ``train.precision = "auto"`` runs the encoder and decoder under bf16 autocast and hands
 their outputs on as float32, so the latent heads, the KL terms, the likelihood and every objective
@@ -8,11 +8,18 @@ allowed for the rest. ``train.channels_last`` stores their 4-d weights channels-
 that cuDNN runs convolutions and batch norm in that layout without converting around each call;
 the state dict keeps its keys and values (a checkpoint loads into either layout). ``train.compile`` compiles the encoder and decoder in place
 (``nn.Module.compile``), which keeps their state-dict keys, so checkpoints stay plain.
+
+On CUDA cuDNN times its candidate kernels once per shape and keeps the fastest. Kernels that round
+differently can be about as fast, so two processes may pick differently and their runs differ from
+the first step (measured on an H200: docs/performance.md). ``train.deterministic = "on"`` picks them
+by cuDNN's heuristics instead, among deterministic ones only, and turns on PyTorch's deterministic
+algorithms (a warning, not an error, for an op that has none).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import torch
@@ -54,14 +61,20 @@ def enabled(setting: str, device: torch.device) -> bool:
 
 
 def configure(model: nn.Module, device: torch.device, precision: str, compile: str,
-              channels_last: str = "off") -> dict[str, Any]:
-    """Apply precision, memory layout and compilation to ``model.encoder`` and ``model.decoder``;
-    return what was chosen (recorded in environment.json)."""
+              channels_last: str = "off", deterministic: str = "off") -> dict[str, Any]:
+    """Apply precision, memory layout and compilation to ``model.encoder`` and ``model.decoder``,
+    and choose the kernels (timed or deterministic); return what was chosen (recorded in
+    environment.json)."""
     dtype = autocast_dtype(precision, device)
+    exact = deterministic == "on"
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution kernels once
+        torch.backends.cudnn.benchmark = not exact  # fixed shapes: time the kernels once, keep the fastest
+        torch.backends.cudnn.deterministic = exact
+        if exact:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatable sums
+            torch.use_deterministic_algorithms(True, warn_only=True)
     nhwc, compiled = enabled(channels_last, device), enabled(compile, device)
     for part in (model.encoder, model.decoder):
         if nhwc:  # 4-d parameters and buffers only; convolutions then pick NHWC for their outputs
@@ -71,4 +84,4 @@ def configure(model: nn.Module, device: torch.device, precision: str, compile: s
         if compiled:
             part.compile()
     return {"autocast": str(dtype).replace("torch.", "") if dtype else None,
-            "channels_last": nhwc, "compiled": compiled}
+            "channels_last": nhwc, "compiled": compiled, "deterministic": exact}
