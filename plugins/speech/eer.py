@@ -44,12 +44,17 @@ class EERConfig:
     """Subtract the mean code of the test utterances before the cosine (no labels are used)."""
 
 
+def both_classes(target: np.ndarray) -> bool:
+    """Whether ``target`` (bool) holds target and non-target trials both: what an EER needs."""
+    return bool(target.any() and not target.all())
+
+
 def equal_error_rate(scores: np.ndarray, target: np.ndarray) -> float:
     """EER of ``scores`` (higher = same speaker) for trials whose truth is ``target`` (bool)."""
     from sklearn.metrics import roc_curve
 
     target = np.asarray(target, dtype=bool)
-    if target.all() or not target.any():
+    if not both_classes(target):
         raise disentangle.DisentangleError("an EER needs both target and non-target trials",
                                            hint="the test split needs at least two speakers, one with two utterances")
     fpr, tpr, _ = roc_curve(target, np.asarray(scores, dtype=np.float64))
@@ -96,7 +101,7 @@ def trial_table(codes: dict[str, np.ndarray], speakers: list[str], contents: lis
     target = (spk[:, None] == spk[None, :])[iu]
     differs = (con[:, None] != con[None, :])[iu]
     same_content = ~differs[~target]  # content verification, on the trials between different speakers
-    content_eer = same_content.any() and not same_content.all()
+    content_eer = both_classes(same_content)
     out: dict[str, float] = {"trials": float(len(target)), "target_trials": float(target.sum()),
                              "content_differs_trials": float(differs.sum())}
     if content_eer:
@@ -104,7 +109,7 @@ def trial_table(codes: dict[str, np.ndarray], speakers: list[str], contents: lis
     for name, c in codes.items():
         scores = cosine_matrix(c, center)[iu]
         out[f"eer/{name}"] = equal_error_rate(scores, target)
-        if target[differs].any() and not target[differs].all():
+        if both_classes(target[differs]):
             out[f"eer/{name}/content_differs"] = equal_error_rate(scores[differs], target[differs])
         if content_eer:
             out[f"content-eer/{name}"] = equal_error_rate(scores[~target], same_content)
