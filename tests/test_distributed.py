@@ -87,10 +87,13 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, monk
     from disentangle.training import train
     from toy_plugins import TOY_RECIPE, toy_registry
 
-    # mi-mws scores each process's samples under the posteriors of the whole global batch: without
-    # the gather, each process's estimate would be a smaller batch's and the weights would differ
+    # mi-mws scores each process's samples under the posteriors of the whole global batch, and
+    # mi-club compares each z_t with the global batch's: without the gather, each process's estimate
+    # would be a smaller batch's and the weights would differ (mi-club at 10: at 1 its pull on the toy
+    # model is below the tolerance)
     overrides = ["train.max_steps=4", "train.checkpoint_every=4", "eval.images=false",
-                 "regularizers=[{use = \"z-norm\", weight = 0.5}, {use = \"mi-mws\", weight = 1.0}]"]
+                 "regularizers=[{use = \"z-norm\", weight = 0.5}, {use = \"mi-mws\", weight = 1.0}, "
+                 "{use = \"mi-club\", weight = 10.0, hidden = 8}]"]
     script = tmp_path / "ddp_equal.py"
     script.write_text(textwrap.dedent(f"""
         import sys, tomllib

@@ -17,8 +17,14 @@ diagonal Gaussian summed over its dimensions. The samples z(x_i) are the posteri
 Note on N: every one of the three terms subtracts log(N M), so the estimate equals the in-batch
 estimate (weights 1/M) plus the constant ``T * log N``. N therefore shifts the value of the loss
 (reported in logs) but not its gradient. In the small-variance limit the in-batch part is the
-empirical mutual information of the batch: 0 when z_f and z_t are independent, up to log M when
-one determines the other.
+empirical mutual information of the batch's codes: 0 when the codes repeat across sequences in
+every pairing (z_f one of k values, z_t one of k, all k*k pairs present), and log M per step when
+each code tells the batch's sequences apart, whether z_f and z_t are dependent or not. Continuous
+codes, every sequence its own value, are at log M even when independent; the estimate then falls
+below it only as the posteriors widen until they overlap (``benchmarks/mi_mws_regimes.py``: at a
+batch of 64 with z_f of 256 and z_t of 32 dimensions, still 0.99 of log M with posteriors as wide
+as the codes' own spread, 0.37 at three times as wide). ``mi-club`` measures the dependence
+through a learned predictor instead and does not saturate.
 """
 
 from __future__ import annotations
