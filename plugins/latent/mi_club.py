@@ -1,4 +1,5 @@
-"""``mi-club``: a learned upper bound on the mutual information between z_f and each z_t (CLUB).
+"""``mi-club``: a learned estimate of the mutual information between z_f and each z_t (CLUB, an upper
+bound where its predictor fits).
 
 Not in S3VAE: an alternative to its MI penalty (``mi-mws``) for when that one saturates. The
 minibatch estimate of ``mi-mws`` reaches its ceiling T (log N + log M) as soon as each code tells
