@@ -106,4 +106,3 @@ class MutualInformationCLUB(disentangle.Regularizer):
 @disentangle.hookimpl
 def register_regularizers(register):
     register("mi-club", MutualInformationCLUB)
-
