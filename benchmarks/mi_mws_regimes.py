@@ -36,8 +36,8 @@ from disentangle_plugins.latent.mi_mws import mws_mutual_information
 
 M, T, N, ZF, ZT = 64, 15, 5000, 256, 32
 SIGMAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-STRUCTURES = ("independent, own values", "independent, shared values", "dependent")
 SHORT = {"independent, own values": "own", "independent, shared values": "shared", "dependent": "dependent"}
+STRUCTURES = tuple(SHORT)
 DRAWS = 5
 
 
@@ -62,10 +62,9 @@ def score(structure: str, sigma: float, seed: int) -> tuple[float, float]:
     f_mean, z_mean = codes(structure, g)
     f_logvar = torch.full_like(f_mean, 2 * math.log(sigma)).requires_grad_(True)
     z_logvar = torch.full_like(z_mean, 2 * math.log(sigma))
-    f = f_mean + sigma * torch.randn(f_mean.shape, generator=g)
+    # reparameterised samples: they move with z_f's log variance, as in training
+    f = f_mean + (0.5 * f_logvar).exp() * torch.randn(f_mean.shape, generator=g)
     z = z_mean + sigma * torch.randn(z_mean.shape, generator=g)
-    # the samples move with the log variance as the reparameterised ones do
-    f = f_mean + (f - f_mean) * (0.5 * (f_logvar - f_logvar.detach())).exp()
     value = mws_mutual_information(f, f_mean, f_logvar, z, z_mean, z_logvar, N)
     value.backward()
     in_batch = (float(value.detach()) - T * math.log(N)) / (T * math.log(M))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import attrs
 import pytest
@@ -46,7 +47,7 @@ def _fit_q(reg, draw, steps=300):
     opt = torch.optim.Adam(reg.parameters(), lr=1e-2)
     for _ in range(steps + 1):
         f, z = draw()
-        out = type("Out", (), {"f": f, "z": z})()
+        out = SimpleNamespace(f=f, z=z)
         loss = reg.loss({}, out, None)
         opt.zero_grad()
         loss.backward()
@@ -85,7 +86,7 @@ def test_the_penalty_trains_the_encoder_not_q_and_q_fits_the_codes(tmp_path):
     reg = MutualInformationCLUB(MutualInformationCLUB.Config(hidden=16), _ctx(tmp_path, 6, 3))
     f = torch.randn(10, 6, requires_grad=True)
     z = torch.randn(10, 4, 3, requires_grad=True)
-    out = type("Out", (), {"f": f, "z": z})()
+    out = SimpleNamespace(f=f, z=z)
     value = reg.loss({}, out, None)
     value.backward()
     q_grads = [p.grad.clone() for p in reg.parameters()]
