@@ -85,7 +85,7 @@ for log in "${logs[@]}"; do echo "$(basename "$log"): $(grep -a -E 'trained|[Ss]
 wait "$judge_pid"
 echo "=== judge done after ${SECONDS} s: $(tail -n 1 "$WORK/judge.log")"
 
-METRICS="eval.metrics=[{use=\"judge\", path=\"$WORK/judge.pt\"}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}]"
+METRICS="eval.metrics=[{use=\"judge\", path=\"$WORK/judge.pt\"}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}, {use=\"dependence-probe\"}]"
 pids=()  # (a bare `wait` would also wait for the tee above)
 for run in "${runs[@]}"; do
   if [ -f "$run/checkpoints/last.pt" ]; then

@@ -4,11 +4,12 @@
     python benchmarks/table1_summary.py sweeps/quickstart/compare.csv --out benchmarks/results/quickstart-table1.json
 
 Reads the `compare.csv` that `disentangle compare` wrote (group, metric, mean, std, n), prints two
-Markdown tables and writes them, with every number, as JSON. `--paper dynamic` adds the paper's
-Table 1 columns for Sprites: Acc = the average of the two directions (appearance kept with z_f, the
-mean over the static factors; the action class of the named dynamic factor kept with z_1:T), IS,
-H(y|x), H(y) of that factor. The average is of the seed means: compare.csv has no per-seed values,
-so it has no ± of its own. `--hardware` names the machine that trained the runs (default: this one).
+Markdown tables (the first with the `dependence-probe` estimate where the runs were scored by it)
+and writes them, with every number, as JSON. `--paper dynamic` adds the paper's Table 1 columns
+for Sprites: Acc = the average of the two directions (appearance kept with z_f, the mean over the
+static factors; the action class of the named dynamic factor kept with z_1:T), IS, H(y|x), H(y) of
+that factor. The average is of the seed means: compare.csv has no per-seed values, so it has no ±
+of its own. `--hardware` names the machine that trained the runs (default: this one).
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ def main() -> None:
                              if m.startswith(f"judge/{keep}/") and m.count("/") == 3}) for keep in ("static", "dynamic")}
     runs = sorted({v[2] for r in rows.values() for v in r.values()})
 
-    lines = ["| preset | Acc keeping z_f (%) | Acc keeping z_1:T (%) | reconstruction MSE |", "|---|---|---|---|"]
+    lines = ["| preset | Acc keeping z_f (%) | Acc keeping z_1:T (%) | reconstruction MSE | z_f → z_1:T (nats, dependence-probe) |",
+             "|---|---|---|---|---|"]
     for p in presets:
         r = rows[p]
         lines.append(f"| {p} | {cell(r.get('judge/static/acc'), 100)} | {cell(r.get('judge/dynamic/acc'), 100)} | "
-                     f"{cell(r.get('reconstruction/mse'), 1.0, 4)} |")
+                     f"{cell(r.get('reconstruction/mse'), 1.0, 4)} | {cell(r.get('dependence-probe/nats'))} |")
     lines += ["", "| preset | kept | factor | " + " | ".join(s.replace("|", "\\|") for s in SCORES) + " |", "|---|---|---|" + "---|" * len(SCORES)]
     for p in presets:
         for keep, fs in factors.items():

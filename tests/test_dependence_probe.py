@@ -1,0 +1,105 @@
+"""dependence-probe: a predictor of z_t from z_f fitted afresh on frozen codes."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from disentangle import DisentangleError, EvalContext, testing
+from disentangle.evaluation import Encoded
+from disentangle_plugins.evaluation import dependence as dp
+
+T = 5
+
+
+class Codes:
+    """An evaluation context that serves given codes (what ``EvalContext.encoded`` returns)."""
+
+    def __init__(self, splits: dict[str, tuple[np.ndarray, np.ndarray]]):
+        self.splits = splits
+
+    def encoded(self, split: str, limit: int | None = None) -> Encoded:
+        f, z = self.splits[split]
+        return Encoded(f[:limit], z[:limit], {}, {}, np.zeros(len(f[:limit])), 1)
+
+    def generator(self, name: str = "") -> torch.Generator:
+        return torch.Generator().manual_seed(0)
+
+
+def make(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """z_f (n, 8) and z_1:T (n, T, 4) whose dependence is known."""
+    rng = np.random.default_rng(seed)
+    f = rng.standard_normal((n, 8))
+    noise = rng.standard_normal((n, T, 4))
+    if kind == "independent":
+        return f, noise
+    if kind == "linear":  # z_t,d = f_d + 0.5 eps: sum_d I(f; z_t,d) = 4 * 0.5 log(1 + 1 / 0.25) per frame
+        return f, f[:, None, :4] + 0.5 * noise
+    if kind == "even":  # z_t,d = |f_d| + 0.3 eps: uncorrelated with f, so no linear predictor finds it
+        return f, np.abs(f[:, None, :4]) + 0.3 * noise
+    raise ValueError(kind)
+
+
+def probe(kind: str, **config) -> dict[str, float]:
+    ev = Codes({"train": make(kind, 600, 0), "test": make(kind, 300, 1)})
+    config = {"epochs": 60, "patience": 5, **config}
+    return dp.DependenceProbe(dp.DependenceProbe.Config(**config), None).compute(ev)
+
+
+def test_independent_codes_score_about_zero():
+    out = probe("independent")
+    assert abs(out["nats_per_frame"]) < 0.05
+    assert abs(out["r2"]) < 0.05
+    assert out["nats"] == pytest.approx(T * out["nats_per_frame"])
+
+
+def test_linear_dependence_scores_its_mutual_information():
+    out = probe("linear")
+    assert out["nats_per_frame"] == pytest.approx(4 * 0.5 * math.log(1 + 1 / 0.25), rel=0.1)
+    assert out["r2"] == pytest.approx(1 / 1.25, abs=0.05)
+
+
+def test_nonlinear_dependence_is_found():
+    z = make("even", 600, 0)[1].reshape(-1, 4)
+    f = np.repeat(make("even", 600, 0)[0], T, axis=0)
+    assert abs(np.corrcoef(f[:, 0], z[:, 0])[0, 1]) < 0.05  # invisible to a linear probe
+    out = probe("even")
+    var_abs = 1 - 2 / math.pi
+    assert out["r2"] == pytest.approx(var_abs / (var_abs + 0.09), abs=0.08)
+    assert out["nats_per_frame"] > 1.0
+
+
+def test_scores_do_not_depend_on_the_codes_scale():
+    ev = {s: make("linear", n, seed) for s, n, seed in (("train", 600, 0), ("test", 300, 1))}
+    scaled = {s: (100 * f, 0.01 * z) for s, (f, z) in ev.items()}
+    config = dp.DependenceProbe.Config(epochs=60, patience=5)
+    a = dp.DependenceProbe(config, None).compute(Codes(ev))
+    b = dp.DependenceProbe(config, None).compute(Codes(scaled))
+    assert a["nats"] == pytest.approx(b["nats"], rel=1e-3)
+    assert a["r2"] == pytest.approx(b["r2"], rel=1e-3)
+
+
+def test_on_a_model_it_reports_finite_figures_and_is_repeatable(tmp_path):
+    ctx = testing.tiny_context(tmp_path, feature_shape=(3, 8, 8), seq_len=4)
+    torch.manual_seed(0)
+    model = testing.tiny_model(ctx).eval()
+    data = testing.ToyData(ctx, n_train=40, n_test=20)
+    metric = dp.DependenceProbe(dp.DependenceProbe.Config(epochs=5, hidden=16), ctx)
+    with torch.no_grad():  # as evaluation calls metrics: q must still learn
+        first = metric.compute(EvalContext(model, data))
+    second = metric.compute(EvalContext(model, data))
+    assert set(first) == {"nats", "nats_per_frame", "r2"}
+    assert all(math.isfinite(v) for v in first.values())
+    assert first == second
+
+
+def test_a_training_split_too_small_is_named():
+    ev = Codes({"train": make("linear", 5, 0), "test": make("linear", 5, 1)})
+    with pytest.raises(DisentangleError, match="at least 10 training sequences"):
+        dp.DependenceProbe(dp.DependenceProbe.Config(), None).compute(ev)
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError):
+        dp.DependenceProbe.Config(fit_sequences=3)
