@@ -38,6 +38,8 @@ def make(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         return f, f[:, None, :4] + 0.5 * noise
     if kind == "even":  # z_t,d = |f_d| + 0.3 eps: uncorrelated with f, so no linear predictor finds it
         return f, np.abs(f[:, None, :4]) + 0.3 * noise
+    if kind == "flipped":  # as linear, through other dimensions of f: another set of speakers
+        return f, f[:, None, 4:] + 0.5 * noise
     raise ValueError(kind)
 
 
@@ -94,12 +96,36 @@ def test_on_a_model_it_reports_finite_figures_and_is_repeatable(tmp_path):
     assert first == second
 
 
-def test_a_training_split_too_small_is_named():
+def test_fit_on_test_finds_what_does_not_carry_over_from_the_training_split():
+    ev = Codes({"train": make("linear", 600, 0), "test": make("flipped", 600, 1)})
+    mi = 4 * 0.5 * math.log(1 + 1 / 0.25)
+    config = {"epochs": 60, "patience": 5}
+    across = dp.DependenceProbe(dp.DependenceProbe.Config(**config), None).compute(ev)
+    within = dp.DependenceProbe(dp.DependenceProbe.Config(fit_on="test", **config), None).compute(ev)
+    assert across["nats_per_frame"] < 0.1 * mi  # a q of the training split's mapping tells nothing here
+    assert within["nats_per_frame"] == pytest.approx(mi, rel=0.15)
+
+
+def test_test_halves_go_by_blocks_and_cover_the_split():
+    probe = dp.DependenceProbe(dp.DependenceProbe.Config(fit_on="test", block=7), None)
+    score, fit, val = probe.halves(100, torch.Generator().manual_seed(0))
+    rows = np.concatenate([score, fit, val])
+    assert sorted(rows.tolist()) == list(range(100))
+    blocks = [set(part // 7) for part in (score, fit, val)]
+    assert not (blocks[0] & blocks[1]) and not (blocks[0] & blocks[2]) and not (blocks[1] & blocks[2])
+    assert len(blocks[0]) == 15 // 2 and len(blocks[2]) >= 1  # 15 blocks: 7 score, 1 stops
+
+
+def test_splits_too_small_are_named():
     ev = Codes({"train": make("linear", 5, 0), "test": make("linear", 5, 1)})
-    with pytest.raises(DisentangleError, match="at least 10 training sequences"):
+    with pytest.raises(DisentangleError, match="too few sequences"):
         dp.DependenceProbe(dp.DependenceProbe.Config(), None).compute(ev)
+    with pytest.raises(DisentangleError, match="fit_on = 'test'"):
+        dp.DependenceProbe(dp.DependenceProbe.Config(fit_on="test", block=4), None).compute(ev)
 
 
 def test_bad_config_is_refused():
     with pytest.raises(ValueError):
-        dp.DependenceProbe.Config(fit_sequences=3)
+        dp.DependenceProbe.Config(max_sequences=2)
+    with pytest.raises(ValueError):
+        dp.DependenceProbe.Config(fit_on="validation")
