@@ -53,7 +53,7 @@ class DependenceProbeConfig:
     whose test split holds other speakers or subjects than the training split, where a q fitted on
     the training ones would not carry over."""
     max_sequences: int = attrs.field(default=2000, validator=v.ge(3))
-    """How many sequences of each split used to encode (the first ones)."""
+    """How many sequences of each split to encode (the first ones)."""
     block: int = attrs.field(default=32, validator=v.ge(1))
     """With ``fit_on = "test"``, the test split is halved by blocks of this many consecutive
     sequences, so that the (possibly overlapping) windows of one recording fall mostly on one side."""
@@ -130,10 +130,10 @@ def fit_predictor(f: torch.Tensor, z: torch.Tensor, f_val: torch.Tensor, z_val: 
 class DependenceProbe(disentangle.Metric):
     """How much z_f tells about z_1:T: a predictor q(z_t | z_f) fitted afresh on the frozen codes
     (posterior means) of the training split (or half the test split), scored on the test split
-    (the other half). ``nats``: held-out
-    ``log q(z_t | z_f) - log p(z_t)`` summed over the frames, an estimate of ``sum_t I(z_f; z_t)``
-    in the units ``mi-club`` logs, about 0 when z_f tells nothing about z_t; ``nats_per_frame``;
-    ``r2``: the share of z_t's variance that q's mean explains."""
+    (the other half). ``nats``: held-out ``log q(z_t | z_f) - log p(z_t)`` summed over the frames,
+    an estimate of ``sum_t I(z_f; z_t)`` in the units ``mi-club`` logs, about 0 when z_f tells
+    nothing about z_t; ``nats_per_frame``; ``r2``: the share of z_t's variance that q's mean
+    explains."""
 
     Config = DependenceProbeConfig
 
@@ -188,8 +188,8 @@ class DependenceProbe(disentangle.Metric):
         order = torch.randperm(n_blocks, generator=generator).numpy()
         n_score, n_val = n_blocks // 2, max(1, (n_blocks - n_blocks // 2) // 10)
         parts = (order[:n_score], order[n_score:n_blocks - n_val], order[n_blocks - n_val:])
-        return tuple(np.array([i for b in sorted(part) for i in range(b * block, min((b + 1) * block, n))], dtype=int)
-                     for part in parts)
+        return tuple(np.array([i for b in sorted(part) for i in range(b * block, min((b + 1) * block, n))],
+                              dtype=int) for part in parts)
 
 
 @disentangle.hookimpl
