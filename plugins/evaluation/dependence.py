@@ -42,12 +42,9 @@ from torch import nn
 
 import disentangle
 
-SPLITS = ("train", "test")
-
-
 @attrs.frozen
 class DependenceProbeConfig:
-    fit_on: str = attrs.field(default="train", validator=v.in_(SPLITS))
+    fit_on: str = attrs.field(default="train", validator=disentangle.validators.one_of("train", "test"))
     """``"train"``: fit q on the training split (its first ``max_sequences``) and score it on the test
     split. ``"test"``: fit q on half of the test split and score it on the other half, for data
     whose test split holds other speakers or subjects than the training split, where a q fitted on
@@ -144,15 +141,15 @@ class DependenceProbe(disentangle.Metric):
         generator = ev.generator("dependence-probe")
         test = ev.encoded("test", limit=self.config.max_sequences)
         if self.config.fit_on == "train":
-            train = ev.encoded("train", limit=self.config.max_sequences)
-            order = torch.randperm(len(train), generator=generator).numpy()
+            fitting = ev.encoded("train", limit=self.config.max_sequences)
+            order = torch.randperm(len(fitting), generator=generator).numpy()
             n_val = len(order) // 10
-            (f, z), (f_val, z_val), (f_score, z_score) = (
-                (train.f[order[n_val:]], train.z[order[n_val:]]), (train.f[order[:n_val]], train.z[order[:n_val]]),
-                (test.f, test.z))
+            fit, val, score = order[n_val:], order[:n_val], np.arange(len(test))
         else:
+            fitting = test
             score, fit, val = self.halves(len(test), generator)
-            (f, z), (f_val, z_val), (f_score, z_score) = ((test.f[r], test.z[r]) for r in (fit, val, score))
+        (f, z), (f_val, z_val), (f_score, z_score) = (
+            (codes.f[rows], codes.z[rows]) for codes, rows in ((fitting, fit), (fitting, val), (test, score)))
         if len(f) < 2 or len(f_val) < 1 or len(f_score) < 1:
             raise disentangle.DisentangleError(
                 f"dependence-probe has too few sequences to fit and score q (fit_on = {self.config.fit_on!r}: "

@@ -107,10 +107,10 @@ class ConvEncoder(disentangle.Encoder):
         """Widths of the stride-2 blocks, finest resolution first (the first log2(H/4) are used)."""
         out_dim: int = attrs.field(default=128, validator=attrs.validators.ge(1))
         """Size of the per-frame feature vector."""
-        norm: Norm = attrs.field(default="batch", validator=attrs.validators.in_(("batch", "group", "none")))
+        norm: Norm = attrs.field(default="batch", validator=disentangle.validators.one_of("batch", "group", "none"))
         """Normalisation after each conv: batch norm (as in the paper), group norm, or none."""
         activation: Literal["tanh", "leaky_relu"] = attrs.field(
-            default="tanh", validator=attrs.validators.in_(("tanh", "leaky_relu")))
+            default="tanh", validator=disentangle.validators.one_of("tanh", "leaky_relu"))
         """Non-linearity on the output features."""
 
     def __init__(self, config: "ConvEncoder.Config", ctx: disentangle.BuildContext):
@@ -142,10 +142,10 @@ class ConvDecoder(disentangle.Decoder):
     class Config:
         channels: tuple[int, ...] = _channels_field()
         """Widths of the blocks, finest resolution first (mirrors the encoder's ``channels``)."""
-        norm: Norm = attrs.field(default="batch", validator=attrs.validators.in_(("batch", "group", "none")))
+        norm: Norm = attrs.field(default="batch", validator=disentangle.validators.one_of("batch", "group", "none"))
         """Normalisation after each transposed conv: batch norm, group norm, or none."""
         likelihood: Literal["bernoulli", "gaussian"] = attrs.field(
-            default="bernoulli", validator=attrs.validators.in_(("bernoulli", "gaussian")))
+            default="bernoulli", validator=disentangle.validators.one_of("bernoulli", "gaussian"))
         """p(x_t | z): Bernoulli on pixels in [0, 1] (output = logits), or Gaussian (output = mean)."""
         sigma: float = attrs.field(default=1.0, validator=attrs.validators.gt(0.0))
         """Standard deviation of the Gaussian likelihood (ignored for bernoulli)."""

@@ -50,12 +50,12 @@ class FlowGridConfig:
     top_k: int = attrs.field(default=3, validator=[disentangle.validators.positive_int, _top_k_in_range])
     """Number of highest-motion cells marked in each frame's label (1 <= top_k <= grid*grid)."""
     method: Literal["dis", "farneback", "raft"] = attrs.field(
-        default="dis", validator=attrs.validators.in_(("dis", "farneback", "raft")))
+        default="dis", validator=disentangle.validators.one_of("dis", "farneback", "raft"))
     """Optical-flow algorithm: OpenCV DIS (ultrafast preset) or Farneback, or torchvision's RAFT (needs ``weights``)."""
     weights: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
     """method = "raft" only: your RAFT weights file (a torchvision raft_large/raft_small state_dict); nothing downloads."""
     raft_size: Literal["large", "small"] = attrs.field(
-        default="large", validator=attrs.validators.in_(("large", "small")))
+        default="large", validator=disentangle.validators.one_of("large", "small"))
     """method = "raft" only: the RAFT variant the weights belong to."""
     hidden: int = attrs.field(default=64, validator=disentangle.validators.positive_int)
     """Width of the prediction head's hidden layer."""
