@@ -3,6 +3,7 @@
 import json
 import tomllib
 
+import numpy as np
 import pytest
 import torch
 
@@ -244,4 +245,38 @@ def test_eval_context_encodes_once_and_slices_prefixes(tmp_path):
     assert ev.encoded() is full  # cached for the whole evaluation
     fresh = EvalContext(pipe.model, pipe.data, "cpu", batch_size=3).encoded(limit=2)
     prefix = ev.encoded(limit=2)
-    assert abs(prefix.recon_mse - fresh.recon_mse) < 1e-6 and (prefix.f == fresh.f).all()
+    assert abs(prefix.recon_mse - fresh.recon_mse) < 1e-6 and np.allclose(prefix.f, fresh.f, atol=1e-6)
+
+
+def test_eval_context_reconstructs_only_when_read_and_keeps_posterior_scales(tmp_path):
+    """Encoding a split does not decode it; the reconstruction error is computed once, when first read,
+    from the means held, and equals decoding those means by hand. The posterior standard deviations
+    are the model's and draw samples around the means."""
+    from disentangle import EvalContext
+
+    reg = toy_registry()
+    train(recipe("train.max_steps=2", "eval.images=false"), tmp_path / "run", registry=reg)
+    model = load_run(tmp_path / "run", "cpu", registry=reg).model
+    pipe = load_run(tmp_path / "run", "cpu", registry=reg)
+    decoded = []
+    pipe.model.decoder.register_forward_hook(lambda *_: decoded.append(1))
+    ev = EvalContext(pipe.model, pipe.data, "cpu", batch_size=3)
+    enc, prefix = ev.encoded(), ev.encoded(limit=5)
+    assert decoded == []  # nothing decoded yet
+    err = enc.recon_sq_err
+    calls = len(decoded)
+    assert calls == 3 and (enc.recon_sq_err == err).all() and len(prefix.recon_sq_err) == 5
+    assert len(decoded) == calls  # the prefix reads the full split's errors, no new decoding
+    x = torch.stack([pipe.data.split("test")[i]["x"] for i in range(len(enc))])
+    with torch.no_grad():
+        features = model.encoder(x)
+        (f, f_logvar), (z, z_logvar) = model.static_posterior(features), model.dynamic_posterior(features)
+        by_hand = ((model.decoder.mean(model.decode(f, z)) - x) ** 2).flatten(1).sum(1)
+    assert torch.allclose(torch.from_numpy(err).float(), by_hand, rtol=1e-5, atol=1e-6)
+    assert abs(enc.recon_mse - float(by_hand.sum()) / (len(x) * x[0].numel())) < 1e-6
+    assert torch.allclose(torch.from_numpy(enc.f_std), torch.exp(0.5 * f_logvar), atol=1e-6)
+    assert torch.allclose(torch.from_numpy(enc.z_std), torch.exp(0.5 * z_logvar), atol=1e-6)
+    (fs, zs), (fs2, _) = (enc.sample(torch.Generator().manual_seed(s)) for s in (0, 0))
+    assert fs.shape == enc.f.shape and zs.shape == enc.z.shape and (fs == fs2).all()
+    assert not (fs == enc.f).any() and (zs != enc.sample(torch.Generator().manual_seed(1))[1]).all()
+    assert prefix.f_std.shape == (5, enc.f.shape[1])
