@@ -16,12 +16,13 @@ T = 5
 class Codes:
     """An evaluation context that serves given codes (what ``EvalContext.encoded`` returns)."""
 
-    def __init__(self, splits: dict[str, tuple[np.ndarray, np.ndarray]]):
-        self.splits = splits
+    def __init__(self, splits: dict[str, tuple[np.ndarray, np.ndarray]], z_std: float | None = None):
+        self.splits, self.z_std = splits, z_std
 
     def encoded(self, split: str, limit: int | None = None) -> Encoded:
-        f, z = self.splits[split]
-        return Encoded(f[:limit], z[:limit], {}, {}, np.zeros(len(f[:limit])), 1)
+        f, z = (a[:limit] for a in self.splits[split])
+        stds = {} if self.z_std is None else {"f_std": np.zeros_like(f), "z_std": np.full_like(z, self.z_std)}
+        return Encoded(f, z, {}, {}, np.zeros(len(f)), 1, **stds)
 
     def generator(self, name: str = "") -> torch.Generator:
         return torch.Generator().manual_seed(0)
@@ -94,6 +95,10 @@ def test_on_a_model_it_reports_finite_figures_and_is_repeatable(tmp_path):
     assert set(first) == {"nats", "nats_per_frame", "r2"}
     assert all(math.isfinite(v) for v in first.values())
     assert first == second
+    drawn = dp.DependenceProbe(dp.DependenceProbe.Config(epochs=5, hidden=16, codes="sample"), ctx)
+    sampled = drawn.compute(EvalContext(model, data))
+    assert all(math.isfinite(v) for v in sampled.values()) and sampled != first
+    assert sampled == drawn.compute(EvalContext(model, data))  # the draw is seeded by the evaluation
 
 
 def test_fit_on_test_finds_what_does_not_carry_over_from_the_training_split():
@@ -104,6 +109,20 @@ def test_fit_on_test_finds_what_does_not_carry_over_from_the_training_split():
     within = dp.DependenceProbe(dp.DependenceProbe.Config(fit_on="test", **config), None).compute(ev)
     assert across["nats_per_frame"] < 0.1 * mi  # a q of the training split's mapping tells nothing here
     assert within["nats_per_frame"] == pytest.approx(mi, rel=0.15)
+
+
+def test_sampled_codes_carry_the_posterior_noise():
+    """With codes = "sample" q sees one draw from each posterior: z_t's posterior noise (std 1 here)
+    lowers the dependence to that of the noisy codes; the means keep the full figure."""
+    splits = {"train": make("linear", 600, 0), "test": make("linear", 300, 1)}
+    config = {"epochs": 60, "patience": 5}
+    means = dp.DependenceProbe(dp.DependenceProbe.Config(**config), None).compute(Codes(splits, z_std=1.0))
+    drawn = dp.DependenceProbe(dp.DependenceProbe.Config(codes="sample", **config), None).compute(
+        Codes(splits, z_std=1.0))
+    assert means["nats_per_frame"] == pytest.approx(4 * 0.5 * math.log(1 + 1 / 0.25), rel=0.1)
+    assert drawn["nats_per_frame"] == pytest.approx(4 * 0.5 * math.log(1 + 1 / 1.25), rel=0.15)
+    with pytest.raises(DisentangleError, match="no posterior standard deviations"):
+        dp.DependenceProbe(dp.DependenceProbe.Config(codes="sample", **config), None).compute(Codes(splits))
 
 
 def test_test_halves_go_by_blocks_and_cover_the_split():
@@ -129,3 +148,5 @@ def test_bad_config_is_refused():
         dp.DependenceProbe.Config(max_sequences=2)
     with pytest.raises(ValueError):
         dp.DependenceProbe.Config(fit_on="validation")
+    with pytest.raises(ValueError, match="'mean', 'sample'"):
+        dp.DependenceProbe.Config(codes="median")

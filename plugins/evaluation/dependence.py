@@ -25,8 +25,10 @@ sequences so that the overlapping windows of one recording stay mostly on one si
 comparable between runs with the same settings, not across them.
 
 Both codes are standardised with the fitting sequences' statistics first, so the figures do not
-depend on the scale of either code. Posterior means are used, as by ``latent-probe``: a model
-cannot lower these figures by widening its posteriors.
+depend on the scale of either code. Posterior means are used by default, as by ``latent-probe``:
+a model cannot lower these figures by widening its posteriors. ``codes = "sample"`` draws one code
+from each posterior instead, what the decoder and the regularizers see in training: the noise
+of a wide posterior then hides part of the dependence, as it does from ``mi-club``'s own q.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class DependenceProbeConfig:
     split. ``"test"``: fit q on half of the test split and score it on the other half, for data
     whose test split holds other speakers or subjects than the training split, where a q fitted on
     the training ones would not carry over."""
+    codes: str = attrs.field(default="mean", validator=disentangle.validators.one_of("mean", "sample"))
+    """``"mean"``: the posterior means (a model cannot lower the figures by widening its
+    posteriors). ``"sample"``: one draw from each sequence's posterior, the codes the decoder and
+    the regularizers see in training (``mi-club``'s own estimate reads these)."""
     max_sequences: int = attrs.field(default=2000, validator=v.ge(3))
     """How many sequences of each split to encode (the first ones)."""
     block: int = attrs.field(default=32, validator=v.ge(1))
@@ -140,16 +146,17 @@ class DependenceProbe(disentangle.Metric):
     def compute(self, ev: disentangle.EvalContext) -> dict[str, float]:
         generator = ev.generator("dependence-probe")
         test = ev.encoded("test", limit=self.config.max_sequences)
+        scored = self.codes(test, generator)
         if self.config.fit_on == "train":
-            fitting = ev.encoded("train", limit=self.config.max_sequences)
-            order = torch.randperm(len(fitting), generator=generator).numpy()
+            fitting = self.codes(ev.encoded("train", limit=self.config.max_sequences), generator)
+            order = torch.randperm(len(fitting[0]), generator=generator).numpy()
             n_val = len(order) // 10
             fit, val, score = order[n_val:], order[:n_val], np.arange(len(test))
         else:
-            fitting = test
+            fitting = scored
             score, fit, val = self.halves(len(test), generator)
         (f, z), (f_val, z_val), (f_score, z_score) = (
-            (codes.f[rows], codes.z[rows]) for codes, rows in ((fitting, fit), (fitting, val), (test, score)))
+            (codes[0][rows], codes[1][rows]) for codes, rows in ((fitting, fit), (fitting, val), (scored, score)))
         if len(f) < 2 or len(f_val) < 1 or len(f_score) < 1:
             raise disentangle.DisentangleError(
                 f"dependence-probe has too few sequences to fit and score q (fit_on = {self.config.fit_on!r}: "
@@ -176,6 +183,11 @@ class DependenceProbe(disentangle.Metric):
         per_frame = float(gain.mean())
         return {"nats": per_frame * z_score.shape[1], "nats_per_frame": per_frame,
                 "r2": 1.0 - explained / total if total > 0 else 0.0}
+
+    def codes(self, enc: disentangle.Encoded, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(z_f, z_1:T)`` of the encoded sequences: their posterior means, or one draw from each
+        posterior with ``codes = "sample"``."""
+        return enc.sample(generator) if self.config.codes == "sample" else (enc.f, enc.z)
 
     def halves(self, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of the test split to score q on, to fit it on and to stop on: blocks of ``block``
