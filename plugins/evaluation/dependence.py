@@ -11,8 +11,10 @@ dimension, that tenth's squared error. It scores q on other sequences against th
 (a diagonal Gaussian with the fitting sequences' mean and variance):
 
 - ``nats``: held-out ``log q(z_t | z_f) - log p(z_t)``, summed over the frames and averaged over
-  the scoring sequences; an estimate of ``sum_t I(z_f; z_t)`` in the units ``mi-club`` logs. It is
-  about 0 when z_f tells nothing about z_t and can go a little below 0 when q fits nothing;
+  the scoring sequences; an estimate of ``sum_t I(z_f; z_t)`` in nats, as ``mi-club`` logs, but
+  by another estimator (``mi-club``'s vCLUB contrasts each z_t with the batch's other sequences),
+  so its level is not ``mi-club``'s. It is about 0 when z_f tells nothing about z_t and can go a
+  little below 0 when q fits nothing;
 - ``nats_per_frame``: the same, per frame;
 - ``r2``: the share of z_t's variance (all dimensions pooled, in the model's units) that q's mean
   explains on the scoring sequences.
@@ -132,11 +134,12 @@ def fit_predictor(f: torch.Tensor, z: torch.Tensor, f_val: torch.Tensor, z_val: 
 
 class DependenceProbe(disentangle.Metric):
     """How much z_f tells about z_1:T: a predictor q(z_t | z_f) fitted afresh on the frozen codes
-    (posterior means) of the training split (or half the test split), scored on the test split
-    (the other half). ``nats``: held-out ``log q(z_t | z_f) - log p(z_t)`` summed over the frames,
-    an estimate of ``sum_t I(z_f; z_t)`` in the units ``mi-club`` logs, about 0 when z_f tells
-    nothing about z_t; ``nats_per_frame``; ``r2``: the share of z_t's variance that q's mean
-    explains."""
+    (posterior means, or one posterior draw with ``codes = "sample"``) of the training split (or
+    half the test split), scored on the test split (the other half). ``nats``: held-out
+    ``log q(z_t | z_f) - log p(z_t)`` summed over the frames, an estimate of ``sum_t I(z_f; z_t)``,
+    about 0 when z_f tells nothing about z_t (in nats, as ``mi-club`` logs, but by another
+    estimator: compare it between runs, not with ``mi-club``'s level); ``nats_per_frame``;
+    ``r2``: the share of z_t's variance that q's mean explains."""
 
     Config = DependenceProbeConfig
 
