@@ -3,8 +3,8 @@
 It offers the model, the data, the device and a seed, batched iteration with ``eval.batch_size``,
 the test split encoded once (posterior means and standard deviations of z_f and z_1:T, labels,
 per-item metadata; the reconstruction error when a metric first reads it) and cached for the whole
-evaluation, and generation with one factor kept
-and the other drawn from its prior (what ``disentangle sample`` exports and judge metrics score).
+evaluation, and generation with one factor kept and the other drawn from its prior (what
+``disentangle sample`` exports and judge metrics score).
 """
 
 from __future__ import annotations
@@ -122,9 +122,7 @@ class EvalContext:
         fs, zs, f_stds, z_stds, labels, meta, elements = [], [], [], [], {}, {}, 0
         for batch in self.batches(split, n):
             x = batch["x"]
-            features = model.encoder(x)
-            for means, stds, (mean, logvar) in ((fs, f_stds, model.static_posterior(features)),
-                                                (zs, z_stds, model.dynamic_posterior(features))):
+            for means, stds, (mean, logvar) in zip((fs, zs), (f_stds, z_stds), model.posteriors(x)):
                 means.append(mean.float().cpu().numpy())
                 stds.append(torch.exp(0.5 * logvar.float()).cpu().numpy())
             for k, v in batch["labels"].items():

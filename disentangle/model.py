@@ -113,12 +113,15 @@ class S3VAE(nn.Module):
         return S3VAEOutput(features, f_mean, f_logvar, f, z_mean, z_logvar, z, p_mean, p_logvar,
                            output, recon, kl_f, kl_z)
 
+    def posteriors(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``((mean, log-variance) of q(z_f | x_1:T), (mean, log-variance) of q(z_t | x_<=t))``."""
+        features = self.encoder(x)
+        return self.static_posterior(features), self.dynamic_posterior(features)
+
     @torch.no_grad()
     def encode(self, x: torch.Tensor, sample: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z_f (B, Zf), z_1:T (B, T, Zt))``: posterior means, or samples with ``sample=True``."""
-        features = self.encoder(x)
-        f_mean, f_logvar = self.static_posterior(features)
-        z_mean, z_logvar = self.dynamic_posterior(features)
+        (f_mean, f_logvar), (z_mean, z_logvar) = self.posteriors(x)
         if sample:
             return reparameterize(f_mean, f_logvar), reparameterize(z_mean, z_logvar)
         return f_mean, z_mean

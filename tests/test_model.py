@@ -35,6 +35,17 @@ def test_forward_shapes_and_elbo(tmp_path):
     assert torch.allclose(out.kl_f, manual, atol=1e-5)
 
 
+def test_posteriors_are_forwards_and_encode_their_means_without_gradients(tmp_path):
+    model, x, _ = model_and_batch(tmp_path)
+    out = model(x)
+    (f_mean, f_logvar), (z_mean, z_logvar) = model.posteriors(x)
+    for a, b in ((f_mean, out.f_mean), (f_logvar, out.f_logvar), (z_mean, out.z_mean), (z_logvar, out.z_logvar)):
+        assert torch.allclose(a, b) and a.requires_grad
+    f, z = model.encode(x)
+    assert torch.allclose(f, f_mean) and torch.allclose(z, z_mean)
+    assert not f.requires_grad and not z.requires_grad
+
+
 def test_dynamic_posterior_is_causal(tmp_path):
     model, x, _ = model_and_batch(tmp_path)
     x2 = x.clone()

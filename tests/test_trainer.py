@@ -271,6 +271,7 @@ def test_eval_context_reconstructs_only_when_read_and_keeps_posterior_scales(tmp
     with torch.no_grad():
         features = model.encoder(x)
         (f, f_logvar), (z, z_logvar) = model.static_posterior(features), model.dynamic_posterior(features)
+        assert all(torch.equal(a, b) for a, b in zip((f, f_logvar, z, z_logvar), sum(model.posteriors(x), ())))
         by_hand = ((model.decoder.mean(model.decode(f, z)) - x) ** 2).flatten(1).sum(1)
     assert torch.allclose(torch.from_numpy(err).float(), by_hand, rtol=1e-5, atol=1e-6)
     assert abs(enc.recon_mse - float(by_hand.sum()) / (len(x) * x[0].numel())) < 1e-6
