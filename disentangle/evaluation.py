@@ -132,9 +132,8 @@ class EvalContext:
             elements = x[0].numel()
         if not fs:
             raise DisentangleError(f"the {split} split is empty: nothing to evaluate")
-        f = np.concatenate(fs)
-        return Encoded(f, np.concatenate(zs), {k: np.concatenate(v) for k, v in labels.items()}, meta,
-                       lambda rows=len(f): self._reconstruction(split, rows), elements,
+        return Encoded(np.concatenate(fs), np.concatenate(zs), {k: np.concatenate(v) for k, v in labels.items()}, meta,
+                       lambda: self._reconstruction(split, n), elements,
                        np.concatenate(f_stds), np.concatenate(z_stds))
 
     @torch.no_grad()

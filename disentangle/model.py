@@ -113,7 +113,8 @@ class S3VAE(nn.Module):
         return S3VAEOutput(features, f_mean, f_logvar, f, z_mean, z_logvar, z, p_mean, p_logvar,
                            output, recon, kl_f, kl_z)
 
-    def posteriors(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    def posteriors(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                   tuple[torch.Tensor, torch.Tensor]]:
         """``((mean, log-variance) of q(z_f | x_1:T), (mean, log-variance) of q(z_t | x_<=t))``."""
         features = self.encoder(x)
         return self.static_posterior(features), self.dynamic_posterior(features)

@@ -256,8 +256,8 @@ def test_eval_context_reconstructs_only_when_read_and_keeps_posterior_scales(tmp
 
     reg = toy_registry()
     train(recipe("train.max_steps=2", "eval.images=false"), tmp_path / "run", registry=reg)
-    model = load_run(tmp_path / "run", "cpu", registry=reg).model
     pipe = load_run(tmp_path / "run", "cpu", registry=reg)
+    model = pipe.model
     decoded = []
     pipe.model.decoder.register_forward_hook(lambda *_: decoded.append(1))
     ev = EvalContext(pipe.model, pipe.data, "cpu", batch_size=3)
