@@ -17,6 +17,10 @@
 # trains it on more generated sequences of the same data (the judge is taken: its test split is the runs').
 # JUDGE_METRIC="max_sequences=500, rounds=1" sets parameters of the judge metric (default: 1,000 test
 # sequences, 3 rounds; on CPU that is about 7 minutes of a core per Sprites run).
+# Each run is also scored by the referee `dependence-probe` (how much z_f tells about z_1:T, on the
+# posterior means; 16-30 s of a core per small Sprites run). MORE_METRICS='{use="dependence-probe",
+# codes="sample"}' appends metrics to that list (a second metric of one kind is named kind-2 in
+# eval.json and the tables: here dependence-probe-2, the referee on posterior draws).
 # PRESETS="full baseline" runs only those presets; EXTRA_PRESETS adds presets, one per line, written
 # as below (name|key=value|key=value), e.g. EXTRA_PRESETS='fg100|tasks.0.weight=100': they run after
 # the six, or, where PRESETS is given, when PRESETS names them.
@@ -49,7 +53,9 @@ train_judge() {
 }
 judge_metric=""  # JUDGE_METRIC: more parameters of the judge metric
 [ -n "${JUDGE_METRIC:-}" ] && judge_metric=", $JUDGE_METRIC"
-METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"$judge_metric}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}]"
+more_metrics=""  # MORE_METRICS: more metrics, appended to the list
+[ -n "${MORE_METRICS:-}" ] && more_metrics=", $MORE_METRICS"
+METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"$judge_metric}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}, {use=\"dependence-probe\"}$more_metrics]"
 judge_pid=none
 if [ "$EVAL" = later ]; then
   train_judge & judge_pid=$!

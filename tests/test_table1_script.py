@@ -54,3 +54,10 @@ def test_extra_presets_run_with_the_six(swept):
 def test_presets_chooses_among_all(swept):
     assert set(swept(PRESETS="baseline bz4", EXTRA_PRESETS="bz4|model.beta_z=4")) == {"baseline", "bz4"}
     assert set(swept(PRESETS="full", EXTRA_PRESETS="bz4|model.beta_z=4")) == {"full"}
+
+
+def test_runs_are_scored_by_the_referee_and_more_metrics(swept):
+    plain = swept(PRESETS="full")["full"]
+    assert '{use="reconstruction"}, {use="dependence-probe"}]' in plain
+    more = swept(PRESETS="full", MORE_METRICS='{use="dependence-probe", codes="sample"}')["full"]
+    assert '{use="dependence-probe"}, {use="dependence-probe", codes="sample"}]' in more
