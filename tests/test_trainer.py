@@ -259,8 +259,8 @@ def test_eval_context_reconstructs_only_when_read_and_keeps_posterior_scales(tmp
     pipe = load_run(tmp_path / "run", "cpu", registry=reg)
     model = pipe.model
     decoded = []
-    pipe.model.decoder.register_forward_hook(lambda *_: decoded.append(1))
-    ev = EvalContext(pipe.model, pipe.data, "cpu", batch_size=3)
+    model.decoder.register_forward_hook(lambda *_: decoded.append(1))
+    ev = EvalContext(model, pipe.data, "cpu", batch_size=3)
     enc, prefix = ev.encoded(), ev.encoded(limit=5)
     assert decoded == []  # nothing decoded yet
     err = enc.recon_sq_err
