@@ -56,6 +56,8 @@ judge_metric=""  # JUDGE_METRIC: more parameters of the judge metric
 more_metrics=""  # MORE_METRICS: more metrics, appended to the list
 [ -n "${MORE_METRICS:-}" ] && more_metrics=", $MORE_METRICS"
 METRICS="eval.metrics=[{use=\"judge\", path=\"$OUT/judge.pt\"$judge_metric}, {use=\"latent-probe\", max_sequences=512}, {use=\"reconstruction\"}, {use=\"dependence-probe\"}$more_metrics]"
+# a bad JUDGE_METRIC / MORE_METRICS is named now, not after the trainings (EVAL=later reads METRICS last)
+disentangle validate "$RECIPE" "${extra[@]}" --set "$METRICS" > /dev/null || exit 2
 judge_pid=none
 if [ "$EVAL" = later ]; then
   train_judge & judge_pid=$!

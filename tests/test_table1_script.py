@@ -21,7 +21,9 @@ def swept(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stub = bin_dir / "disentangle"
-    stub.write_text('#!/usr/bin/env bash\necho "$*" >> "$CALLS"\n')
+    # records its calls; `validate` fails where FAIL_VALIDATE is set (as a bad metric would)
+    stub.write_text('#!/usr/bin/env bash\necho "$*" >> "$CALLS"\n'
+                    '[ "$1" = validate ] && [ -n "${FAIL_VALIDATE:-}" ] && { echo "bad metric" >&2; exit 1; }\nexit 0\n')
     stub.chmod(0o755)
     (bin_dir / "python3").symlink_to(sys.executable)  # the script's helper needs tomllib (3.11+)
     base = {k: v for k, v in os.environ.items() if k not in ("PRESETS", "EXTRA_PRESETS")}
@@ -61,3 +63,11 @@ def test_runs_are_scored_by_the_referee_and_more_metrics(swept):
     assert '{use="reconstruction"}, {use="dependence-probe"}]' in plain
     more = swept(PRESETS="full", MORE_METRICS='{use="dependence-probe", codes="sample"}')["full"]
     assert '{use="dependence-probe"}, {use="dependence-probe", codes="sample"}]' in more
+
+
+def test_bad_metrics_stop_it_before_any_training(swept, tmp_path):
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        swept(EVAL="later", MORE_METRICS='{use="dependence-probe", codes="median"}', FAIL_VALIDATE="1")
+    assert failed.value.returncode == 2 and b"bad metric" in failed.value.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()  # the fixture's record
+    assert calls and calls[0].startswith("validate ") and not any(c.startswith(("sweep", "judge")) for c in calls)
