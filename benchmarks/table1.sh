@@ -6,8 +6,8 @@
 #   RECIPE=recipes/sprites.toml EXTRA="data.root=/data/lpc-sprites" DEVICE=cuda bash benchmarks/table1.sh sweeps/sprites
 #   RECIPE=recipes/smmnist.toml DEVICE=cuda bash benchmarks/table1.sh sweeps/smmnist
 #
-# Writes OUT/judge.pt (skipped when present), OUT/<preset>/sweep.{csv,md} (resumable: finished runs
-# are skipped; OUT/<preset>.log is appended to, so a rerun keeps the first run's training times)
+# Writes OUT/judge.pt (skipped when present: a judge copied there beforehand is used),
+# OUT/<preset>/sweep.{csv,md} (resumable: finished runs are skipped; OUT/<preset>.log is appended to, so a rerun keeps the first run's training times)
 # and OUT/compare.{csv,md} (`disentangle compare` over every run). PARALLEL=2 runs two
 # presets at a time (on CPU one thread each: what 2 cores do best; on one GPU use PARALLEL=1); JUDGE_EPOCHS sets the judge's
 # training, SEEDS the seeds; EXTRA="key=value ..." adds --set overrides to every run and the judge
@@ -48,6 +48,8 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 train_judge() {
+  # a judge put in OUT beforehand (e.g. one trained for an earlier table of the same data) is used as is
+  if [ -f "$OUT/judge.pt" ] && [ ! -f "$OUT/judge.log" ]; then echo "judge: $OUT/judge.pt (given, not trained here)"; return; fi
   [ -f "$OUT/judge.pt" ] || disentangle judge train "$RECIPE" "${judge_extra[@]}" --epochs "$JUDGE_EPOCHS" ${JUDGE_ARGS:-} --device "$DEVICE" --out "$OUT/judge.pt" > "$OUT/judge.log" 2>&1
   echo "judge: $(tail -n 1 "$OUT/judge.log")"
 }

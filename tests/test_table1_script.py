@@ -28,11 +28,14 @@ def swept(tmp_path):
     (bin_dir / "python3").symlink_to(sys.executable)  # the script's helper needs tomllib (3.11+)
     base = {k: v for k, v in os.environ.items() if k not in ("PRESETS", "EXTRA_PRESETS")}
 
-    def run(**env) -> dict[str, str]:
+    def run(judge_given=False, **env) -> dict[str, str]:
         calls, out = tmp_path / "calls.txt", tmp_path / "out"
         calls.unlink(missing_ok=True)
         shutil.rmtree(out, ignore_errors=True)
-        subprocess.run(["bash", "benchmarks/table1.sh", str(out)], cwd=ROOT, check=True, capture_output=True,
+        if judge_given:  # a judge copied into OUT beforehand
+            out.mkdir()
+            (out / "judge.pt").write_bytes(b"")
+        run.done = subprocess.run(["bash", "benchmarks/table1.sh", str(out)], cwd=ROOT, check=True, capture_output=True,
                        timeout=60, env={**base, "PATH": f"{bin_dir}{os.pathsep}{base['PATH']}",
                                         "CALLS": str(calls), "PARALLEL": "16", "RECIPE": "recipes/smmnist.toml",
                                         **env})
@@ -71,3 +74,12 @@ def test_bad_metrics_stop_it_before_any_training(swept, tmp_path):
     assert failed.value.returncode == 2 and b"bad metric" in failed.value.stderr
     calls = (tmp_path / "calls.txt").read_text().splitlines()  # the fixture's record
     assert calls and calls[0].startswith("validate ") and not any(c.startswith(("sweep", "judge")) for c in calls)
+
+
+def test_a_judge_given_beforehand_is_used_not_trained(swept, tmp_path):
+    swept(PRESETS="full", judge_given=True)
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert not any(c.startswith("judge ") for c in calls)
+    assert "(given, not trained here)" in swept.done.stdout.decode() and not swept.done.stderr
+    swept(PRESETS="full")
+    assert any(c.startswith("judge train ") for c in (tmp_path / "calls.txt").read_text().splitlines())
