@@ -7,7 +7,8 @@
 #   RECIPE=recipes/smmnist.toml DEVICE=cuda bash benchmarks/table1.sh sweeps/smmnist
 #
 # Writes OUT/judge.pt (skipped when present: a judge copied there beforehand is used),
-# OUT/<preset>/sweep.{csv,md} (resumable: finished runs are skipped; OUT/<preset>.log is appended to, so a rerun keeps the first run's training times)
+# OUT/<preset>/sweep.{csv,md} (resumable: finished runs are skipped; OUT/<preset>.log is appended to,
+# so a rerun keeps the first run's training times)
 # and OUT/compare.{csv,md} (`disentangle compare` over every run). PARALLEL=2 runs two
 # presets at a time (on CPU one thread each: what 2 cores do best; on one GPU use PARALLEL=1); JUDGE_EPOCHS sets the judge's
 # training, SEEDS the seeds; EXTRA="key=value ..." adds --set overrides to every run and the judge

@@ -35,10 +35,10 @@ def swept(tmp_path):
         if judge_given:  # a judge copied into OUT beforehand
             out.mkdir()
             (out / "judge.pt").write_bytes(b"")
-        run.done = subprocess.run(["bash", "benchmarks/table1.sh", str(out)], cwd=ROOT, check=True, capture_output=True,
-                       timeout=60, env={**base, "PATH": f"{bin_dir}{os.pathsep}{base['PATH']}",
-                                        "CALLS": str(calls), "PARALLEL": "16", "RECIPE": "recipes/smmnist.toml",
-                                        **env})
+        run.done = subprocess.run(["bash", "benchmarks/table1.sh", str(out)], cwd=ROOT, check=True,
+                                  capture_output=True, timeout=60,
+                                  env={**base, "PATH": f"{bin_dir}{os.pathsep}{base['PATH']}", "CALLS": str(calls),
+                                       "PARALLEL": "16", "RECIPE": "recipes/smmnist.toml", **env})
         sweeps = [line for line in calls.read_text().splitlines() if line.startswith("sweep ")]
         return {Path(line.split()[line.split().index("--out") + 1]).name: line for line in sweeps}
 
