@@ -33,6 +33,7 @@ def test_training_writes_a_complete_run(tmp_path):
     assert tomllib.loads((run / "recipe.toml").read_text())["train"]["seed"] == 0
     env = json.loads((run / "environment.json").read_text())
     assert env["device"] == "cpu" and env["packages"]["torch"]
+    assert env["torch_threads"] == torch.get_num_threads() and env["cpu_capability"]
     for name in ("reconstruction", "generation", "swap", "fixed"):
         assert (run / "images" / f"{name}.png").stat().st_size > 100
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
@@ -54,8 +55,49 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / CHECKPOINT, weights_only=True)["model"]
     for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-6), key
+        assert torch.equal(a[key], b[key]), key  # bit for bit: same process, same threads
     assert steps_logged(tmp_path / "split") == list(range(1, 13))
+
+
+def test_a_cpu_run_repeats_bit_for_bit(tmp_path):
+    """The same recipe and seed with the same thread count: the same losses and weights, to the bit
+    (docs/recipes.md, "Resume" and docs/results.md lean on this)."""
+    reg = toy_registry()
+    train(recipe(), tmp_path / "a", registry=reg)
+    train(recipe(), tmp_path / "b", registry=reg)
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    a = torch.load(tmp_path / "a" / CHECKPOINT, weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)["model"]
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    train(recipe("train.seed=1"), tmp_path / "c", registry=reg)  # the check can fail: another seed differs
+    c = torch.load(tmp_path / "c" / CHECKPOINT, weights_only=True)["model"]
+    assert not all(torch.equal(a[key], c[key]) for key in a)
+
+
+def test_resume_with_another_thread_count_says_it_will_not_repeat(tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    reg = toy_registry()
+    threads = torch.get_num_threads()
+    train(recipe("train.max_steps=5"), tmp_path / "run", registry=reg)
+    out = StringIO()
+    train(recipe(), tmp_path / "run", resume=True, registry=reg, console=Console(file=out, width=300))
+    assert "note:" not in out.getvalue()  # the same settings: no note
+    train(recipe("train.max_steps=5"), tmp_path / "other", registry=reg)
+    out = StringIO()
+    torch.set_num_threads(1 if threads != 1 else 2)
+    try:
+        train(recipe(), tmp_path / "other", resume=True, registry=reg, console=Console(file=out, width=300))
+    finally:
+        torch.set_num_threads(threads)
+    said = out.getvalue()
+    assert f"torch_threads {threads} -> {1 if threads != 1 else 2}" in said, said
+    assert "environment.json" in said and f"OMP_NUM_THREADS={threads}" in said
+    # the resumed run is complete all the same, and its environment.json is this process's
+    assert steps_logged(tmp_path / "other") == list(range(1, 13))
+    assert json.loads((tmp_path / "other" / "environment.json").read_text())["torch_threads"] != threads
 
 
 def test_refuses_to_overwrite_a_run(tmp_path):

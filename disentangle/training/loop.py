@@ -33,8 +33,8 @@ from disentangle.training.graph import GraphedStep, graph_from
 from disentangle.training.guard import call_plugin
 from disentangle.training.lock import run_lock
 from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
-from disentangle.training.rundir import (StepLog, TensorBoardLog, environment, require_tensorboard,
-                                         truncate_metrics)
+from disentangle.training.rundir import (StepLog, TensorBoardLog, cpu_repeat_changes, environment,
+                                         require_tensorboard, truncate_metrics)
 from disentangle.training.loss import TotalLoss, takes_step
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, rng_state, save_checkpoint,
                                         seed_everything, set_rng_state)
@@ -123,6 +123,8 @@ class Trainer:
             env = {**environment(self.device, cfg.seed, [p.to_dict() for p in self.registry.plugins]),
                    "world_size": world.size, **self.fast, "batches": self.batches.kind, "fused_adam": self.fused,
                    "cuda_graph_from_step": self.graph_from if self.graphed is not None else None}
+            if self.resume:
+                self._note_cpu_changes(env)
             atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
 
     def _load(self) -> None:
@@ -149,6 +151,24 @@ class Trainer:
         if self.world.is_main:
             truncate_metrics(self.metrics_path, self.step)
         self.console.print(f"resuming {self.run_dir} at step {self.step}/{self.total}")
+
+    def _note_cpu_changes(self, env: dict[str, Any]) -> None:
+        """On the CPU a resumed run repeats the uninterrupted one bit for bit only with the thread count and
+        kernels it started with: say so when they changed (a note, not an error: the run is still sound)."""
+        path = self.run_dir / "environment.json"
+        if self.device.type != "cpu" or not path.exists():
+            return
+        try:
+            before = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return
+        changes = cpu_repeat_changes(before, env)
+        if changes:
+            threads = before.get("torch_threads")
+            hint = f" (OMP_NUM_THREADS={threads} restores the thread count)" if "torch_threads" in before else ""
+            self.console.print(f"note: {path} records other CPU settings than this process has: "
+                               f"{', '.join(changes)}; the resumed steps may not repeat an uninterrupted run "
+                               f"bit for bit{hint}")
 
     def _check_graphable(self) -> None:
         """``train.cuda_graph = "on"`` where the step cannot be captured is an error, not a slow run."""

@@ -38,11 +38,25 @@ def environment(device: torch.device, seed: int, plugins: list[dict[str, Any]]) 
         "python": sys.version.split()[0], "platform": platform.platform(),
         "packages": {p: ver(p) for p in PACKAGES}, "plugins": plugins,
         "seed": seed, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
+
+
+#: What decides the CPU's sums, and so whether a CPU run repeats bit for bit: the number of torch threads
+#: splits the reductions, the instruction set picks the kernels.
+CPU_REPEAT_KEYS = ("torch_threads", "cpu_capability")
+
+
+def cpu_repeat_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between a run's earlier environment.json and this process in the settings that
+    decide whether its CPU steps repeat the earlier ones bit for bit, e.g. ``["torch_threads 1 -> 2"]``
+    (a key the earlier file lacks is not compared)."""
+    return [f"{key} {before[key]} -> {now[key]}" for key in CPU_REPEAT_KEYS
+            if key in before and before[key] != now.get(key)]
 
 
 def truncate_metrics(path: Path, step: int) -> None:
