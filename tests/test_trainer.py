@@ -61,7 +61,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
 
 def test_a_cpu_run_repeats_bit_for_bit(tmp_path):
     """The same recipe and seed with the same thread count: the same losses and weights, to the bit
-    (docs/recipes.md, "Resume" and docs/results.md lean on this)."""
+    (docs/recipes.md, "Resuming", and docs/results.md lean on this)."""
     reg = toy_registry()
     train(recipe(), tmp_path / "a", registry=reg)
     train(recipe(), tmp_path / "b", registry=reg)
@@ -74,7 +74,7 @@ def test_a_cpu_run_repeats_bit_for_bit(tmp_path):
     assert not all(torch.equal(a[key], c[key]) for key in a)
 
 
-def test_resume_with_another_thread_count_says_it_will_not_repeat(tmp_path):
+def test_resume_with_another_thread_count_says_it_may_not_repeat(tmp_path):
     from io import StringIO
 
     from rich.console import Console
