@@ -33,8 +33,8 @@ from disentangle.training.graph import GraphedStep, graph_from
 from disentangle.training.guard import call_plugin
 from disentangle.training.lock import run_lock
 from disentangle.training.stop import StopRequest, Stopped, stop_on_signals
-from disentangle.training.rundir import (StepLog, TensorBoardLog, cpu_repeat_changes, environment,
-                                         require_tensorboard, truncate_metrics)
+from disentangle.training.rundir import (ENVIRONMENT_FILE, StepLog, TensorBoardLog, cpu_repeat_changes,
+                                         environment, require_tensorboard, truncate_metrics)
 from disentangle.training.loss import TotalLoss, takes_step
 from disentangle.training.state import (CHECKPOINT, load_checkpoint, load_state, rng_state, save_checkpoint,
                                         seed_everything, set_rng_state)
@@ -125,7 +125,7 @@ class Trainer:
                    "cuda_graph_from_step": self.graph_from if self.graphed is not None else None}
             if self.resume:
                 self._note_cpu_changes(env)
-            atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / "environment.json")
+            atomic_write_text(json.dumps(env, indent=2, default=str), run_dir / ENVIRONMENT_FILE)
 
     def _load(self) -> None:
         pipe, path = self.pipe, self.ckpt_path
@@ -155,7 +155,7 @@ class Trainer:
     def _note_cpu_changes(self, env: dict[str, Any]) -> None:
         """On the CPU a resumed run repeats the uninterrupted one bit for bit only with the thread count and
         kernels it started with: say so when they changed (a note, not an error: the run is still sound)."""
-        path = self.run_dir / "environment.json"
+        path = self.run_dir / ENVIRONMENT_FILE
         if self.device.type != "cpu" or not path.exists():
             return
         try:

@@ -17,6 +17,8 @@ from disentangle.errors import DisentangleError
 from disentangle.io import atomic_write_text
 from disentangle.optional import require
 
+#: The run directory's record of what the run ran on (written by :func:`environment`'s caller).
+ENVIRONMENT_FILE = "environment.json"
 #: The run directory's folder of TensorBoard event files.
 TENSORBOARD_DIR = "tensorboard"
 
