@@ -100,6 +100,26 @@ def test_resume_with_another_thread_count_says_it_may_not_repeat(tmp_path):
     assert json.loads((tmp_path / "other" / "environment.json").read_text())["torch_threads"] != threads
 
 
+def test_resume_on_other_cpu_kernels_names_them_and_no_thread_hint(tmp_path):
+    """Only the instruction set changed: the note names it and does not tell to set the thread count."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    reg = toy_registry()
+    train(recipe("train.max_steps=5"), tmp_path / "run", registry=reg)
+    env_path = tmp_path / "run" / "environment.json"
+    env = json.loads(env_path.read_text())
+    now = env["cpu_capability"]
+    env["cpu_capability"] = "OTHER"  # as if written on a CPU with another instruction set
+    env_path.write_text(json.dumps(env))
+    out = StringIO()
+    train(recipe(), tmp_path / "run", resume=True, registry=reg, console=Console(file=out, width=300))
+    said = out.getvalue()
+    assert f"cpu_capability OTHER -> {now}" in said, said
+    assert "torch_threads" not in said and "OMP_NUM_THREADS" not in said
+
+
 def test_refuses_to_overwrite_a_run(tmp_path):
     reg = toy_registry()
     train(recipe("train.max_steps=2"), tmp_path / "run", registry=reg)

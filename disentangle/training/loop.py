@@ -165,7 +165,8 @@ class Trainer:
         changes = cpu_repeat_changes(before, env)
         if changes:
             threads = before.get("torch_threads")
-            hint = f" (OMP_NUM_THREADS={threads} restores the thread count)" if "torch_threads" in before else ""
+            hint = (f" (OMP_NUM_THREADS={threads} restores the thread count)"
+                    if threads not in (None, env["torch_threads"]) else "")
             self.console.print(f"note: {path} records other CPU settings than this process has: "
                                f"{', '.join(changes)}; the resumed steps may not repeat an uninterrupted run "
                                f"bit for bit{hint}")
