@@ -2,10 +2,12 @@
 
 import json
 import tomllib
+from io import StringIO
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 from disentangle import TrainingError
 from disentangle.recipe import apply_overrides, parse_recipe
@@ -20,6 +22,13 @@ def recipe(*overrides):
 
 def steps_logged(run_dir):
     return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def resume_output(run_dir, registry):
+    """Resume the toy recipe's run in ``run_dir`` to its end; what it printed."""
+    out = StringIO()
+    train(recipe(), run_dir, resume=True, registry=registry, console=Console(file=out, width=300))
+    return out.getvalue()
 
 
 def test_training_writes_a_complete_run(tmp_path):
@@ -75,24 +84,16 @@ def test_a_cpu_run_repeats_bit_for_bit(tmp_path):
 
 
 def test_resume_with_another_thread_count_says_it_may_not_repeat(tmp_path):
-    from io import StringIO
-
-    from rich.console import Console
-
     reg = toy_registry()
     threads = torch.get_num_threads()
     train(recipe("train.max_steps=5"), tmp_path / "run", registry=reg)
-    out = StringIO()
-    train(recipe(), tmp_path / "run", resume=True, registry=reg, console=Console(file=out, width=300))
-    assert "note:" not in out.getvalue()  # the same settings: no note
+    assert "note:" not in resume_output(tmp_path / "run", reg)  # the same settings: no note
     train(recipe("train.max_steps=5"), tmp_path / "other", registry=reg)
-    out = StringIO()
     torch.set_num_threads(1 if threads != 1 else 2)
     try:
-        train(recipe(), tmp_path / "other", resume=True, registry=reg, console=Console(file=out, width=300))
+        said = resume_output(tmp_path / "other", reg)
     finally:
         torch.set_num_threads(threads)
-    said = out.getvalue()
     assert f"torch_threads {threads} -> {1 if threads != 1 else 2}" in said, said
     assert "environment.json" in said and f"OMP_NUM_THREADS={threads}" in said
     # the resumed run is complete all the same, and its environment.json is this process's
@@ -102,10 +103,6 @@ def test_resume_with_another_thread_count_says_it_may_not_repeat(tmp_path):
 
 def test_resume_on_other_cpu_kernels_names_them_and_no_thread_hint(tmp_path):
     """Only the instruction set changed: the note names it and does not tell to set the thread count."""
-    from io import StringIO
-
-    from rich.console import Console
-
     reg = toy_registry()
     train(recipe("train.max_steps=5"), tmp_path / "run", registry=reg)
     env_path = tmp_path / "run" / "environment.json"
@@ -113,9 +110,7 @@ def test_resume_on_other_cpu_kernels_names_them_and_no_thread_hint(tmp_path):
     now = env["cpu_capability"]
     env["cpu_capability"] = "OTHER"  # as if written on a CPU with another instruction set
     env_path.write_text(json.dumps(env))
-    out = StringIO()
-    train(recipe(), tmp_path / "run", resume=True, registry=reg, console=Console(file=out, width=300))
-    said = out.getvalue()
+    said = resume_output(tmp_path / "run", reg)
     assert f"cpu_capability OTHER -> {now}" in said, said
     assert "torch_threads" not in said and "OMP_NUM_THREADS" not in said
 
