@@ -37,6 +37,7 @@ from disentangle.io import (
     default_cache_dir,
     fingerprint,
     note,
+    safe_torch_load,
     track,
     verify_array,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "load_run",
     "note",
     "require",
+    "safe_torch_load",
     "sample",
     "track",
     "train",

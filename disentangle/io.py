@@ -10,6 +10,7 @@ import re
 import socket
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -149,6 +150,40 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def safe_torch_load(path: str | os.PathLike, what: str, hint: str | None = None,
+                    map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, numbers, strings and containers of them.
+
+    A file it cannot read raises :class:`DisentangleError` naming ``what`` (e.g. "judge file") and
+    ``path`` with a one-line reason, never torch's advice to load with ``weights_only=False``,
+    which would run whatever code the file holds."""
+    from disentangle.errors import DisentangleError
+
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the file's format, said below
+            warnings.filterwarnings("ignore", module=r"torch\._weights_only_unpickler")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same kind of message
+        raise DisentangleError(f"cannot read {what} {path}: {_load_failure(exc)}", hint=hint) from None
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one line."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return (f"it holds a Python object ({found.group(1)}), and only tensors, numbers and strings "
+                "are read from files")
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if found or "Weights only load failed" in text:
+        detail = found.group(1).strip() if found else type(exc).__name__
+        return f"not a file written by torch.save ({detail})"
+    if "PytorchStreamReader" in text:
+        return f"truncated or not a file written by torch.save ({text.split('. ')[0].strip()})"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:

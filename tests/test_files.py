@@ -64,3 +64,52 @@ def test_a_run_and_the_cache_remove_leftovers_and_are_checked_first(tmp_path):
         ro.mkdir(mode=0o500)
         with pytest.raises(DisentangleError, match=f"cache folder {ro} is not writable"):
             prepare_cache_dir(ro)
+
+
+class _NotATensor:
+    pass
+
+
+def _write_unreadable(path: Path, kind: str) -> None:
+    import pickle
+
+    import torch
+
+    if kind == "text":
+        path.write_text("not a tensor file\n")
+    elif kind == "truncated":
+        torch.save({"a": torch.zeros(8)}, path)
+        path.write_bytes(path.read_bytes()[:100])
+    elif kind == "plain pickle":
+        path.write_bytes(pickle.dumps({"a": 1}))
+    else:  # a Python object: weights_only refuses it, whatever torch suggests
+        torch.save({"obj": _NotATensor()}, path)
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("text", "not a file written by torch.save"),
+    ("truncated", "truncated or not a file written by torch.save"),
+    ("plain pickle", "not a file written by torch.save"),
+    ("python object", "it holds a Python object (test_files._NotATensor)"),
+])
+def test_safe_torch_load_names_the_file_and_never_advises_weights_only_false(tmp_path, kind, reason):
+    import disentangle
+
+    path = tmp_path / "w.pt"
+    _write_unreadable(path, kind)
+    with pytest.raises(disentangle.DisentangleError) as info:
+        disentangle.safe_torch_load(path, "weights file", hint="pass the file you trained")
+    message = info.value.message
+    assert message.startswith(f"cannot read weights file {path}: ") and reason in message
+    assert "weights_only" not in message and "\n" not in message
+    assert info.value.hint == "pass the file you trained"
+
+
+def test_safe_torch_load_reads_tensors(tmp_path):
+    import torch
+
+    import disentangle
+
+    torch.save({"w": torch.arange(3), "n": 2, "s": "x"}, tmp_path / "ok.pt")
+    got = disentangle.safe_torch_load(tmp_path / "ok.pt", "file")
+    assert got["n"] == 2 and got["s"] == "x" and got["w"].tolist() == [0, 1, 2]

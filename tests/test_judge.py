@@ -98,6 +98,17 @@ def test_a_judge_for_another_data_version_is_refused(trained, tmp_path):
         J.load_judge(tmp_path / "missing.pt")
 
 
+def test_a_file_that_is_no_judge_is_named_with_the_way_to_make_one(tmp_path):
+    garbage, tensor = tmp_path / "garbage.pt", tmp_path / "tensor.pt"
+    garbage.write_text("not a judge")
+    torch.save(torch.zeros(2), tensor)
+    with pytest.raises(disentangle.DisentangleError, match="cannot read judge file .*garbage.pt: not a file written by torch.save") as info:
+        J.load_judge(garbage)
+    assert "weights_only" not in info.value.message and "disentangle judge train" in info.value.hint
+    with pytest.raises(disentangle.DisentangleError, match="tensor.pt is not a judge file"):
+        J.load_judge(tensor)
+
+
 def test_a_judge_trained_on_more_training_sequences_of_the_same_data_is_taken(trained, shapes, tmp_path):
     """The judge was trained with num_train=400; data with 600 (or 200) training sequences has another
     fingerprint but the same test split (moving-shapes draws it from its own stream), so the judge's
@@ -145,3 +156,17 @@ def test_a_judge_file_from_before_the_options_loads_with_their_defaults(trained,
     torch.save(blob, tmp_path / "old.pt")
     judge = J.load_judge(tmp_path / "old.pt", shapes)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in judge.net.modules())
+
+
+def test_judge_show_on_a_file_that_is_no_judge_prints_the_error_and_hint(tmp_path, monkeypatch, capsys):
+    from disentangle import cli
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a judge")
+    monkeypatch.setattr("sys.argv", ["disentangle", "judge", "show", str(garbage)])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 1 and "Traceback" not in err
+    assert f"error: cannot read judge file {garbage}: not a file written by torch.save" in err
+    assert "hint: build one with `disentangle judge train RECIPE --out" in err and "whose [data] you" in err

@@ -45,3 +45,8 @@ def test_raft_without_weights_is_a_clear_error(tmp_path, weights):
         FlowGrid(FlowGridConfig(method="raft", weights=str(tmp_path / "nope.pth")), ctx)
     with pytest.raises(disentangle.DisentangleError, match="not a state_dict of torchvision's raft_large"):
         raft_flow.load_raft(str(weights), "large", torch.device("cpu"))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_text("not weights")
+    with pytest.raises(disentangle.DisentangleError, match="cannot read flow-grid: the RAFT weights") as err:
+        raft_flow.load_raft(str(garbage), "large", torch.device("cpu"))
+    assert "weights_only" not in err.value.message and "torch.save" in err.value.hint

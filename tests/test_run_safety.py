@@ -167,6 +167,7 @@ def test_a_signal_before_the_first_checkpoint_says_to_start_again(fast, tmp_path
     ({"format": 1, "step": 3, "total_steps": 4, "model": [], "objectives": {}, "optimizer": {}, "rng": {}},
      "model has the wrong type"),
     (None, "the file is empty (0 bytes)"),
+    (b"not a checkpoint", "cannot read checkpoint"),
 ])
 def test_a_damaged_checkpoint_names_what_is_wrong(tmp_path, content, message):
     from disentangle import DisentangleError
@@ -175,11 +176,14 @@ def test_a_damaged_checkpoint_names_what_is_wrong(tmp_path, content, message):
     path = tmp_path / "last.pt"
     if content is None:
         path.write_bytes(b"")
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
     else:
         torch.save(content, path)
     with pytest.raises(DisentangleError) as info:
         load_checkpoint(path)
     assert str(path) in info.value.message and message in info.value.message
+    assert "weights_only" not in info.value.message
 
 
 def test_a_state_dict_mismatch_names_the_first_keys(tmp_path):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from disentangle.errors import DisentangleError
-from disentangle.io import atomic_torch_save
+from disentangle.io import atomic_torch_save, safe_torch_load
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 CHECKPOINT_FORMAT = 1
@@ -74,11 +74,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
                                "`disentangle run`? Runs write checkpoints/last.pt every train.checkpoint_every steps")
     if path.stat().st_size == 0:
         raise DisentangleError(f"cannot read checkpoint {path}: the file is empty (0 bytes)", hint=_DAMAGED)
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DisentangleError(f"cannot read checkpoint {path}: {cause}", hint=_DAMAGED) from None
+    ckpt = safe_torch_load(path, "checkpoint", hint=_DAMAGED, map_location=device)
     if not isinstance(ckpt, dict):
         raise DisentangleError(f"{path} is not a disentangle checkpoint: it holds a {type(ckpt).__name__}, "
                                f"not a dict with {', '.join(CHECKPOINT_KEYS)}", hint=_DAMAGED)

@@ -210,11 +210,10 @@ def load_judge(path: str | Path, data: disentangle.SequenceData | None = None) -
     hint = BUILD_HINT.format(path=path)
     if not path.is_file():
         raise disentangle.DisentangleError(f"judge file {path} does not exist", hint=hint)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        info, state = blob["info"], blob["state_dict"]
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise disentangle.DisentangleError(f"{path} is not a judge file ({type(exc).__name__}: {exc})", hint=hint) from None
+    blob = disentangle.safe_torch_load(path, "judge file", hint=hint)
+    if not (isinstance(blob, dict) and isinstance(blob.get("info"), dict) and isinstance(blob.get("state_dict"), dict)):
+        raise disentangle.DisentangleError(f"{path} is not a judge file (no info and state_dict in it)", hint=hint)
+    info, state = blob["info"], blob["state_dict"]
     if info.get("format") != FORMAT:
         raise disentangle.DisentangleError(f"{path} was written in judge format {info.get('format')}, "
                                            f"this version reads {FORMAT}", hint=hint)
@@ -291,22 +290,16 @@ def register_commands(cli):
             judge = train_judge(data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                                 norm=norm, pools=pools, dataset=name, log=console.print)
             save_judge(judge, out)
-        except (disentangle.DisentangleError, OSError) as exc:
-            console.print(f"[bold red]error:[/] {getattr(exc, 'message', exc)}", soft_wrap=True)
-            if getattr(exc, "hint", None):
-                console.print(f"[yellow]hint:[/] {exc.hint}", soft_wrap=True)
-            raise typer.Exit(1)
+        except OSError as exc:  # the CLI prints a DisentangleError with its hint (and escapes its text)
+            raise disentangle.DisentangleError(f"{exc.filename or out}: {exc.strerror or exc}",
+                                               hint="check the path and its permissions") from None
         acc = ", ".join(f"{k} {v:.3f}" for k, v in judge.test_accuracy.items())
         print(f"wrote {out}: held-out accuracy on real test data: {acc}")
 
     @judge_app.command("show")
     def show_command(path: Annotated[Path, typer.Argument(help="A judge file.")]) -> None:
         """Print what a judge was trained on and its held-out accuracy."""
-        try:
-            judge = load_judge(path)
-        except disentangle.DisentangleError as exc:
-            console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
-            raise typer.Exit(1)
+        judge = load_judge(path)
         for k, v in judge.info.items():
             print(f"{k}: {v}")
 

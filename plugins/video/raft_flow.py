@@ -44,10 +44,7 @@ def load_raft(path: str, size: str, device: torch.device) -> torch.nn.Module:
 
     file = check_weights(path)
     model = (raft_large if size == "large" else raft_small)(weights=None, progress=False)
-    try:
-        state: Any = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-        raise disentangle.DisentangleError(f"flow-grid: cannot read the RAFT weights {file}: {exc}", hint=_HINT) from exc
+    state: Any = disentangle.safe_torch_load(file, "flow-grid: the RAFT weights", hint=_HINT)
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
