@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -224,7 +225,7 @@ SAMPLE_BLOCKS, BLOCK = 64, 4096
 
 def note(message: str) -> None:
     """A one-line notice on stderr (e.g. a cache being rebuilt)."""
-    Console(stderr=True).print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def sample_digest(path: str | os.PathLike) -> str:

@@ -113,3 +113,10 @@ def test_safe_torch_load_reads_tensors(tmp_path):
     torch.save({"w": torch.arange(3), "n": 2, "s": "x"}, tmp_path / "ok.pt")
     got = disentangle.safe_torch_load(tmp_path / "ok.pt", "file")
     assert got["n"] == 2 and got["s"] == "x" and got["w"].tolist() == [0, 1, 2]
+
+
+def test_note_prints_brackets_as_written(capsys):
+    import disentangle
+
+    disentangle.note("set [data] root in runs/[x]")
+    assert "note: set [data] root in runs/[x]" in capsys.readouterr().err
