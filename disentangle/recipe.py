@@ -18,6 +18,7 @@ A recipe composes components by name::
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -211,7 +212,12 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         raise DisentangleError(f"--set {text!r}: expected KEY.PATH=VALUE", hint="e.g. --set train.lr=3e-4")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if raw.strip()[:1] in ("[", "{"):  # meant as an array or table: never read it as a string
+            raise DisentangleError(
+                f"--set {text!r}: the value is not valid TOML ({re.sub(r' [(]at line .*', '', str(exc))})",
+                hint="strings inside it need double quotes, and a shell drops them unless the whole "
+                     "argument is in single quotes: --set 'eval.metrics=[{use=\"latent-probe\"}]'") from None
         value = raw.strip()
     parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
     return parts, value

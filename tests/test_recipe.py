@@ -77,6 +77,15 @@ def test_overrides_parse_toml_values_and_fall_back_to_strings():
         apply_overrides(toy(), ["regularizers.5.weight=1"])
 
 
+@pytest.mark.parametrize("text", ['eval.metrics=[{use=latent-probe}]', "tasks=[{use=flow-grid, weight=2}]",
+                                  "model.encoder={use=conv"])
+def test_an_array_or_table_that_lost_its_quotes_is_an_error_not_a_string(text):
+    with pytest.raises(DisentangleError, match="not valid TOML") as info:
+        parse_override(text)
+    assert "at line" not in info.value.message and "single quotes" in info.value.hint
+    assert parse_override('eval.metrics=[{use="latent-probe"}]')[1] == [{"use": "latent-probe"}]
+
+
 def test_resolved_recipe_round_trips():
     reg = toy_registry()
     r = parse_recipe(toy(**{"train.max_steps": "7"}), registry=reg)
