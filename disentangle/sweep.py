@@ -107,14 +107,24 @@ def run_sweep(recipe: Path, runs: Sequence[SweepRun], device: str | None = None,
     from disentangle.training import read_run_recipe, train
     from disentangle.training.state import CHECKPOINT
 
+    def where(i: int, run: SweepRun) -> str:
+        return f"[{i}/{len(runs)}] {run.group} seed {run.seed}"
+
+    specs = {}
+    for i, run in enumerate(runs, 1):  # every new run's recipe is checked before any run trains
+        if not (run.run_dir / DONE).is_file() and not (run.run_dir / CHECKPOINT).is_file():
+            try:
+                specs[run.run_dir] = load_recipe(recipe, run.overrides)
+            except DisentangleError:
+                log(f"{where(i, run)}: its recipe is not valid, so the sweep trains nothing")
+                raise
     for i, run in enumerate(runs, 1):
-        where = f"[{i}/{len(runs)}] {run.group} seed {run.seed}"
         if (run.run_dir / DONE).is_file():
-            log(f"{where}: finished, skipped ({run.run_dir})")
+            log(f"{where(i, run)}: finished, skipped ({run.run_dir})")
             continue
-        resume = (run.run_dir / CHECKPOINT).is_file()
-        log(f"{where}: {'resuming' if resume else 'training'} in {run.run_dir}")
-        spec = read_run_recipe(run.run_dir) if resume else load_recipe(recipe, run.overrides)
+        resume = run.run_dir not in specs
+        log(f"{where(i, run)}: {'resuming' if resume else 'training'} in {run.run_dir}")
+        spec = read_run_recipe(run.run_dir) if resume else specs[run.run_dir]
         result = train(spec, run.run_dir, resume=resume, device=device, console=console)
         atomic_write_text(json.dumps({"group": run.group, "seed": run.seed, "overrides": list(run.overrides),
                                       "step": result.step}, indent=2, default=str),

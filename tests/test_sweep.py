@@ -94,3 +94,18 @@ def test_sweep_skips_finished_and_resumes_killed_runs(tmp_path, monkeypatch):
     calls.clear()
     assert runner.invoke(app, ["sweep", str(recipe), "--seeds", "0,1,2", "--out", str(out)]).exit_code == 0
     assert calls == []  # everything finished: nothing retrained
+
+
+def test_a_sweep_with_one_invalid_combination_trains_nothing(tmp_path, monkeypatch):
+    import disentangle.training as training
+    from test_cli import TINY
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY)
+    calls = []
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: calls.append(args))
+    result = runner.invoke(app, ["sweep", str(recipe), "--seeds", "0", "--grid", "train.lr=1e-3,-5",
+                                 "--out", str(tmp_path / "sweep")])
+    assert result.exit_code == 2 and calls == []
+    assert "[2/2] train.lr=-5 seed 0: its recipe is not valid, so the sweep trains nothing" in result.output
+    assert "train.lr" in result.output
