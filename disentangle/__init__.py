@@ -46,7 +46,16 @@ from disentangle.optional import require
 from disentangle.pseudo_labels import PseudoLabelTask, label_sequences
 from disentangle.recipe import Recipe, load_recipe
 from disentangle.registry import Component, PluginInfo, Registry, get_registry, load_registry
-from disentangle.training import Pipeline, TrainResult, build_pipeline, evaluate, load_run, sample, train
+from disentangle.training import (
+    Pipeline,
+    TrainResult,
+    build_pipeline,
+    evaluate,
+    load_run,
+    resolve_device,
+    sample,
+    train,
+)
 
 try:
     __version__ = version("disentangle")
@@ -103,6 +112,7 @@ __all__ = [
     "load_run",
     "note",
     "require",
+    "resolve_device",
     "safe_torch_load",
     "sample",
     "track",

@@ -170,3 +170,18 @@ def test_judge_show_on_a_file_that_is_no_judge_prints_the_error_and_hint(tmp_pat
     assert info.value.code == 1 and "Traceback" not in err
     assert f"error: cannot read judge file {garbage}: not a file written by torch.save" in err
     assert "hint: build one with `disentangle judge train RECIPE --out" in err and "whose [data] you" in err
+
+
+def test_judge_train_on_a_device_that_is_not_there_is_an_error_before_any_work(tmp_path, monkeypatch, capsys):
+    from disentangle import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(J, "_data_from_argument", lambda *a: pytest.fail("data built before the device check"))
+    monkeypatch.setattr("sys.argv", ["disentangle", "judge", "train", "moving-shapes", "--device", "cuda",
+                                     "--out", str(tmp_path / "j.pt")])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 1 and "Traceback" not in err
+    assert "error: device 'cuda' was asked for but no CUDA GPU is available" in err and "--device cpu" in err
+    assert not (tmp_path / "j.pt").exists()

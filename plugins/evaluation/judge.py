@@ -281,13 +281,14 @@ def register_commands(cli):
                                           "encoder (image frames).")] = "none",
         pools: Annotated[int, typer.Option(min=1, max=4, help="Conv blocks with max-pooling in the frame encoder "
                                            "(image frames): 2 for small shapes, 3 for objects of ~30 pixels.")] = 2,
-        device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+        device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "cpu",
     ) -> None:
         """Train a judge on a dataset's real training sequences; save it with its test accuracy."""
         try:
+            dev = disentangle.resolve_device(device)
             name, data = _data_from_argument(source, set_ or [])
             console.print(f"training a judge for {name} ({data.fingerprint}) on {len(data.split('train'))} sequences")
-            judge = train_judge(data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+            judge = train_judge(data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=dev,
                                 norm=norm, pools=pools, dataset=name, log=console.print)
             save_judge(judge, out)
         except OSError as exc:  # the CLI prints a DisentangleError with its hint (and escapes its text)
