@@ -21,6 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from disentangle import DisentangleError
 from disentangle_plugins.video import landmark, reading
 
 
@@ -90,4 +91,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DisentangleError as exc:  # bad input: a message, not a traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from disentangle import load_recipe, train
+from disentangle import DisentangleError, load_recipe, train
 
 
 def main() -> None:
@@ -64,4 +64,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DisentangleError as exc:  # bad input: a message, not a traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -24,12 +24,27 @@ ORDER = ("full", "baseline", "baseline-sv", "no-dfp", "no-scc", "no-mi")
 SCORES = ("Acc", "IS", "H(y|x)", "H(y)")
 
 
+COLUMNS = ("group", "metric", "mean", "std", "n")
+
+
 def read(path: Path) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """compare.csv by preset and metric; a file that is not one stops with a message naming it."""
     rows: dict[str, dict[str, tuple[float, float, int]]] = {}
-    with path.open() as fh:
-        for r in csv.DictReader(fh):
-            preset = r["group"].split("/")[0]
-            rows.setdefault(preset, {})[r["metric"]] = (float(r["mean"]), float(r["std"]), int(r["n"]))
+    hint = "pass the compare.csv that `disentangle compare RUN ... --out DIR` (or benchmarks/table1.sh) wrote"
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise SystemExit(f"error: {path} has no column {', '.join(missing)}: not a compare.csv\nhint: {hint}")
+            for line, r in enumerate(reader, 2):
+                try:
+                    value = (float(r["mean"]), float(r["std"]), int(r["n"]))
+                except (TypeError, ValueError):
+                    raise SystemExit(f"error: {path}, line {line}: mean, std and n must be numbers\nhint: {hint}") from None
+                rows.setdefault(r["group"].split("/")[0], {})[r["metric"]] = value
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"error: cannot read {path}: {getattr(exc, 'strerror', None) or exc}\nhint: {hint}") from None
     return rows
 
 

@@ -307,4 +307,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except disentangle.DisentangleError as exc:  # bad input: a message, not a traceback
+        raise SystemExit(f"error: {exc}") from None
