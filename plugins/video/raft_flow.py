@@ -44,7 +44,7 @@ def load_raft(path: str, size: str, device: torch.device) -> torch.nn.Module:
 
     file = check_weights(path)
     model = (raft_large if size == "large" else raft_small)(weights=None, progress=False)
-    state: Any = disentangle.safe_torch_load(file, "flow-grid: the RAFT weights", hint=_HINT)
+    state: Any = disentangle.safe_torch_load(file, "flow-grid's RAFT weights", hint=_HINT)
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
