@@ -30,21 +30,22 @@ COLUMNS = ("group", "metric", "mean", "std", "n")
 def read(path: Path) -> dict[str, dict[str, tuple[float, float, int]]]:
     """compare.csv by preset and metric; a file that is not one stops with a message naming it."""
     rows: dict[str, dict[str, tuple[float, float, int]]] = {}
-    hint = "pass the compare.csv that `disentangle compare RUN ... --out DIR` (or benchmarks/table1.sh) wrote"
+    hint = "\n  hint: pass the compare.csv that `disentangle compare RUN ... --out DIR` (or benchmarks/table1.sh) wrote"
     try:
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise SystemExit(f"error: {path} has no column {', '.join(missing)}: not a compare.csv\nhint: {hint}")
-            for line, r in enumerate(reader, 2):
+                raise SystemExit(f"error: {path} has no column {', '.join(missing)}: not a compare.csv{hint}")
+            for r in reader:
                 try:
-                    value = (float(r["mean"]), float(r["std"]), int(r["n"]))
+                    value = (float(r["mean"]), float(r["std"]), int(float(r["n"])))
                 except (TypeError, ValueError):
-                    raise SystemExit(f"error: {path}, line {line}: mean, std and n must be numbers\nhint: {hint}") from None
+                    raise SystemExit(f"error: {path}, line {reader.line_num}: mean, std and n must be numbers"
+                                     f"{hint}") from None
                 rows.setdefault(r["group"].split("/")[0], {})[r["metric"]] = value
     except (OSError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"error: cannot read {path}: {getattr(exc, 'strerror', None) or exc}\nhint: {hint}") from None
+        raise SystemExit(f"error: cannot read {path}: {getattr(exc, 'strerror', None) or exc}{hint}") from None
     return rows
 
 
@@ -95,6 +96,7 @@ def main() -> None:
     print(f"runs per preset: {runs}\n")
     print(text)
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"source": str(args.compare_csv), "hardware": args.hardware or platform.platform(),
                                         "summarised_on": platform.platform(),
                                         "markdown": text, "rows": rows}, indent=2))

@@ -162,12 +162,14 @@ def safe_torch_load(path: str | os.PathLike, what: str, hint: str | None = None,
     which would run whatever code the file holds."""
     from disentangle.errors import DisentangleError
 
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise DisentangleError(f"cannot read {what} {path}: the file is empty (0 bytes)", hint=hint)
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the file's format, said below
             warnings.filterwarnings("ignore", module=r"torch\._weights_only_unpickler")
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same kind of message
-        raise DisentangleError(f"cannot read {what} {path}: {_load_failure(exc)}", hint=hint) from None
+        raise DisentangleError(f"cannot read {what} {path}: {_load_failure(exc)}", hint=hint) from exc
 
 
 def _load_failure(exc: Exception) -> str:
@@ -180,9 +182,9 @@ def _load_failure(exc: Exception) -> str:
     found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
     if found or "Weights only load failed" in text:
         detail = found.group(1).strip() if found else type(exc).__name__
-        return f"not a file written by torch.save ({detail})"
+        return f"not tensors as torch.save writes them by default ({detail})"
     if "PytorchStreamReader" in text:
-        return f"truncated or not a file written by torch.save ({text.split('. ')[0].strip()})"
+        return f"truncated, or not a file torch.save wrote ({text.split('. ')[0].strip()})"
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 

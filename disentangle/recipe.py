@@ -214,10 +214,14 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError as exc:
         if raw.strip()[:1] in ("[", "{"):  # meant as an array or table: never read it as a string
+            unquoted = re.sub(r'"[^"]*"', '""', raw)
+            bare_word = any(w not in ("true", "false", "inf", "nan") for w in
+                            re.findall(r"[=\[,]\s*([A-Za-z_][\w.-]*)\s*(?=[,\]}]|$)", unquoted))
             raise DisentangleError(
-                f"--set {text!r}: the value is not valid TOML ({re.sub(r' [(]at line .*', '', str(exc))})",
-                hint="strings inside it need double quotes, and a shell drops them unless the whole "
-                     "argument is in single quotes: --set 'eval.metrics=[{use=\"latent-probe\"}]'") from None
+                f"override {text!r}: the value is not valid TOML ({re.sub(r' [(]at line .*', '', str(exc))})",
+                hint="strings inside it need double quotes, which a shell drops unless the whole argument "
+                     "is in single quotes: --set 'eval.metrics=[{use=\"latent-probe\"}]'" if bare_word else
+                     "write the value as TOML, e.g. [16, 32, 64] or {use=\"conv\"}") from None
         value = raw.strip()
     parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
     return parts, value

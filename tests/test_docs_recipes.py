@@ -22,7 +22,7 @@ def as_recipe(fragment: dict) -> dict:
         return fragment
     raw = read_toml(ROOT / "recipes" / "quickstart.toml")
     for key, value in fragment.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+        if isinstance(value, dict) and isinstance(raw.get(key), dict) and value.get("use") in (None, raw[key].get("use")):
             raw[key].update(value)  # e.g. [[eval.metrics]] replaces eval.metrics only
         else:
             raw[key] = value

@@ -80,6 +80,8 @@ def _write_unreadable(path: Path, kind: str) -> None:
     elif kind == "truncated":
         torch.save({"a": torch.zeros(8)}, path)
         path.write_bytes(path.read_bytes()[:100])
+    elif kind == "empty":
+        path.write_bytes(b"")
     elif kind == "plain pickle":
         path.write_bytes(pickle.dumps({"a": 1}))
     else:  # a Python object: weights_only refuses it, whatever torch suggests
@@ -87,10 +89,11 @@ def _write_unreadable(path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind, reason", [
-    ("text", "not a file written by torch.save"),
-    ("truncated", "truncated or not a file written by torch.save"),
-    ("plain pickle", "not a file written by torch.save"),
-    ("python object", "it holds a Python object (test_files._NotATensor)"),
+    ("text", "not tensors as torch.save writes them by default"),
+    ("truncated", "truncated, or not a file torch.save wrote"),
+    ("plain pickle", "not tensors as torch.save writes them by default"),
+    ("python object", "it holds a Python object ("),
+    ("empty", "the file is empty (0 bytes)"),
 ])
 def test_safe_torch_load_names_the_file_and_never_advises_weights_only_false(tmp_path, kind, reason):
     import disentangle
@@ -101,6 +104,8 @@ def test_safe_torch_load_names_the_file_and_never_advises_weights_only_false(tmp
         disentangle.safe_torch_load(path, "weights file", hint="pass the file you trained")
     message = info.value.message
     assert message.startswith(f"cannot read weights file {path}: ") and reason in message
+    if kind == "python object":
+        assert "_NotATensor)" in message
     assert "weights_only" not in message and "\n" not in message
     assert info.value.hint == "pass the file you trained"
 

@@ -102,7 +102,8 @@ def test_a_file_that_is_no_judge_is_named_with_the_way_to_make_one(tmp_path):
     garbage, tensor = tmp_path / "garbage.pt", tmp_path / "tensor.pt"
     garbage.write_text("not a judge")
     torch.save(torch.zeros(2), tensor)
-    with pytest.raises(disentangle.DisentangleError, match="cannot read judge file .*garbage.pt: not a file written by torch.save") as info:
+    with pytest.raises(disentangle.DisentangleError,
+                       match="cannot read judge file .*garbage.pt: not tensors as torch.save writes") as info:
         J.load_judge(garbage)
     assert "weights_only" not in info.value.message and "disentangle judge train" in info.value.hint
     with pytest.raises(disentangle.DisentangleError, match="tensor.pt is not a judge file"):
@@ -168,7 +169,7 @@ def test_judge_show_on_a_file_that_is_no_judge_prints_the_error_and_hint(tmp_pat
         cli.main()
     err = " ".join(capsys.readouterr().err.split())
     assert info.value.code == 1 and "Traceback" not in err
-    assert f"error: cannot read judge file {garbage}: not a file written by torch.save" in err
+    assert f"error: cannot read judge file {garbage}: not tensors as torch.save writes them" in err
     assert "hint: build one with `disentangle judge train RECIPE --out" in err and "whose [data] you" in err
 
 

@@ -47,6 +47,6 @@ def test_raft_without_weights_is_a_clear_error(tmp_path, weights):
         raft_flow.load_raft(str(weights), "large", torch.device("cpu"))
     garbage = tmp_path / "garbage.pth"
     garbage.write_text("not weights")
-    with pytest.raises(disentangle.DisentangleError, match="cannot read flow-grid's RAFT weights") as err:
+    with pytest.raises(disentangle.DisentangleError, match="flow-grid: cannot read the RAFT weights") as err:
         raft_flow.load_raft(str(garbage), "large", torch.device("cpu"))
     assert "weights_only" not in err.value.message and "torch.save" in err.value.hint

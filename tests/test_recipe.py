@@ -83,6 +83,9 @@ def test_an_array_or_table_that_lost_its_quotes_is_an_error_not_a_string(text):
     with pytest.raises(DisentangleError, match="not valid TOML") as info:
         parse_override(text)
     assert "at line" not in info.value.message and "single quotes" in info.value.hint
+    with pytest.raises(DisentangleError, match="not valid TOML") as info:
+        parse_override("model.encoder.channels=[16,32")  # broken, but no quotes lost
+    assert "single quotes" not in info.value.hint
     assert parse_override('eval.metrics=[{use="latent-probe"}]')[1] == [{"use": "latent-probe"}]
 
 

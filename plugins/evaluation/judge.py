@@ -292,7 +292,8 @@ def register_commands(cli):
                                 norm=norm, pools=pools, dataset=name, log=console.print)
             save_judge(judge, out)
         except OSError as exc:  # the CLI prints a DisentangleError with its hint (and escapes its text)
-            raise disentangle.DisentangleError(f"{exc.filename or out}: {exc.strerror or exc}",
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise disentangle.DisentangleError(f"{where}{exc.strerror or exc}",
                                                hint="check the path and its permissions") from None
         acc = ", ".join(f"{k} {v:.3f}" for k, v in judge.test_accuracy.items())
         print(f"wrote {out}: held-out accuracy on real test data: {acc}")

@@ -44,7 +44,10 @@ def load_raft(path: str, size: str, device: torch.device) -> torch.nn.Module:
 
     file = check_weights(path)
     model = (raft_large if size == "large" else raft_small)(weights=None, progress=False)
-    state: Any = disentangle.safe_torch_load(file, "flow-grid's RAFT weights", hint=_HINT)
+    try:
+        state: Any = disentangle.safe_torch_load(file, "the RAFT weights", hint=_HINT)
+    except disentangle.DisentangleError as exc:
+        raise disentangle.DisentangleError(f"flow-grid: {exc.message}", hint=exc.hint) from exc
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -54,7 +57,7 @@ def load_raft(path: str, size: str, device: torch.device) -> torch.nn.Module:
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise disentangle.DisentangleError(
             f"flow-grid: {file} is not a state_dict of torchvision's raft_{size}: {str(exc)[:300]}",
-            hint='set size = "small" or "large" to match the file, or ' + _HINT) from exc
+            hint='set raft_size = "small" or "large" to match the file, or ' + _HINT) from exc
     return model.eval().to(device)
 
 
