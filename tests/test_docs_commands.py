@@ -8,9 +8,12 @@ it:
 
 - the subcommands and options exist (the CLI as built with the installed plug-ins; a benchmark
   script's options are the ones its source names);
-- each ``--set`` override applies to the recipe the command names (one at a time, as the results
-  write variants as ``[label: --set ...]``), and survives the shell: an unquoted TOML table or
-  string would lose its quotes or be brace-expanded by bash.
+- its ``--set`` overrides apply to each recipe the command names, together, and each variant the
+  results write as ``[label: --set ...]`` on top of them (a command that names no recipe file,
+  such as ``evaluate RUN``, has its ``train.*`` and ``eval.*`` overrides tried on the quickstart
+  recipe);
+- each override survives the shell: unquoted, a TOML string would lose its quotes, a table be
+  brace-expanded, an array be read as a file pattern (zsh stops at one that matches nothing).
 
 Placeholders are skipped: values with ``$``, ``…`` or ``...``, and upper-case stand-ins such as
 ``train.seed=S``.
@@ -25,8 +28,8 @@ import pytest
 import typer
 
 ROOT = Path(__file__).resolve().parent.parent
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
-INLINE = re.compile(r"`([^`\n]+)`")
+FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", re.S | re.M)
+INLINE = re.compile(r"`([^`]+)`")  # may wrap onto the next line of its paragraph
 OPTION = re.compile(r"^-{1,2}[A-Za-z][\w-]*")
 COMMAND_NAME = re.compile(r"^[a-z][a-z-]*$")
 PLACEHOLDER = re.compile(r"\$|…|\.\.\.|=[A-Z][A-Z_]*$")
@@ -42,6 +45,7 @@ class Token(str):
 
     raw: str
     bare: str
+    variant: int = 0  # 0: the command itself; k: inside its k-th ``[label: ...]`` group
 
     @property
     def quoted(self) -> bool:
@@ -78,11 +82,14 @@ def tokenize(line: str) -> list[Token]:
         elif c == "#" and not raw:
             break
         elif c in "'\"" and (not raw or raw[-1] in "=$"):
-            close = line.find(c, i + 1)
-            close = len(line) if close < 0 else close
+            close = i + 1
+            while close < len(line) and line[close] != c:
+                close += 2 if c == '"' and line[close] == "\\" else 1  # \" inside "..."
+            close = min(close, len(line))
             if raw and raw[-1] == "$":  # $'...': bash's ANSI-C quoting
                 chars.pop(), raw.pop(), bare.pop()
-            chars.extend(line[i + 1:close])
+            inside = line[i + 1:close]
+            chars.extend(re.sub(r'\\([\\"$`])', r"\1", inside) if c == '"' else inside)
             raw.extend(line[i:close + 1])
             i = close
         else:
@@ -108,12 +115,20 @@ def commands(line: str) -> list[list[Token]]:
     result's ``command`` text), each from its program name on."""
     found: list[list[Token]] = []
     segment: list[Token] = []
+    variant, inside = 0, False
     for token in [*tokenize(line), _word([";"], [";"], [";"])]:
         if token.bare in SEPARATORS:
             found.extend(_programs(segment))
-            segment = []
-        else:
-            segment.append(_unbracket(token))
+            segment, variant, inside = [], 0, False
+            continue
+        opens = token.raw.startswith("[") and token.raw.count("[") > token.raw.count("]")
+        closes = token.raw.endswith("]") and token.raw.count("]") > token.raw.count("[")
+        if opens and not inside:
+            variant, inside = variant + 1, True
+        word = _unbracket(token)
+        word.variant = variant if inside else 0
+        segment.append(word)
+        inside = inside and not closes
     return found
 
 
@@ -177,35 +192,56 @@ def _script_problems(command: list[Token]) -> list[str]:
         return [f"no script {command[0]}"]
     known = set(re.findall(r"""["'](--?[A-Za-z][\w-]*)["']""", script.read_text())) | {"--help"}
     return [f"{command[0]} has no option {m.group(0)}" for token in command[1:]
-            if (m := OPTION.match(token)) and m.group(0) not in known]
+            if (m := OPTION.match(token)) and m.group(0) not in known] + _override_problems(command[1:], command[0])
+
+
+def _overrides(args: list[Token]) -> list[Token]:
+    """The values of ``--set VALUE``, ``-s VALUE`` and ``--set=VALUE``, in order."""
+    found = []
+    for flag, value in zip(args, [*args[1:], None]):
+        if flag in ("--set", "-s") and value is not None:
+            found.append(value)
+        elif flag.startswith("--set="):
+            value = _word(list(flag[6:]), list(flag.raw[6:]), list(flag.bare[6:]))
+            value.variant = flag.variant
+            found.append(value)
+    return found
 
 
 def _override_problems(args: list[Token], where: str) -> list[str]:
+    """Shell-safety of every override, and the overrides applied to the recipes the command names
+    (to the quickstart recipe, for the train and eval keys of a command that names none): the
+    command's own together, and each ``[label: ...]`` variant on top of them."""
     from disentangle.errors import DisentangleError
-    from disentangle.recipe import load_recipe
+    from disentangle.recipe import RecipeError, load_recipe
 
-    overrides = [value for flag, value in zip(args, args[1:]) if flag in ("--set", "-s")]
-    found = [f"`{where}`: quote --set {value.raw}: the shell would strip its quotes or expand its braces"
-             for value in overrides
-             if '"' in value.bare or re.search(r"\{[^}]*,", value.bare)]
-    recipe = next((ROOT / a for a in args if a.endswith(".toml") and (ROOT / a).is_file()), None)
-    if recipe is None:
-        return found
-    for value in overrides:
-        if PLACEHOLDER.search(value):
-            continue
-        try:
-            load_recipe(recipe, [str(value)])
-        except DisentangleError as exc:
-            message = " ".join(str(exc).split("\n")[1:2]).strip()
-            found.append(f"`{where} {recipe.relative_to(ROOT)}`: --set {value}: {message}")
+    overrides = _overrides(args)
+    found = [f"`{where}`: quote --set {value.raw}: a shell would strip its quotes, expand its braces "
+             "or read its brackets as a file pattern"
+             for value in overrides if re.search(r'["{}\[\]*?]', value.bare)]
+    usable = [v for v in overrides if not PLACEHOLDER.search(v)]
+    recipes = [ROOT / a for a in args if a.endswith(".toml") and (ROOT / a).is_file()]
+    if not recipes:
+        recipes = [ROOT / "recipes" / "quickstart.toml"]
+        usable = [v for v in usable if v.split(".")[0] in ("train", "eval")]
+    own = [str(v) for v in usable if v.variant == 0]
+    variants = sorted({v.variant for v in usable} - {0})
+    trials = [own] + [own + [str(v) for v in usable if v.variant == k] for k in variants]
+    for recipe in recipes:
+        for sets in trials if usable else []:
+            try:
+                load_recipe(recipe, sets)
+            except DisentangleError as exc:
+                lines = exc.message.splitlines()
+                reason = " ".join(lines[1:] if isinstance(exc, RecipeError) and len(lines) > 1 else lines)
+                found.append(f"`{where} {recipe.relative_to(ROOT)}` with --set {' --set '.join(sets)}: {reason}")
     return found
 
 
 def _json_commands(obj, key: str = ""):
     if isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _json_commands(v, k)
+            yield from _json_commands(v, key if key.startswith("command") else k)
     elif isinstance(obj, list):
         for v in obj:
             yield from _json_commands(v, key)
@@ -222,7 +258,7 @@ def _page_lines(text: str):
                     yield line[2:]
                 elif lang != "console":  # a console block's other lines are output
                     yield line
-    yield from INLINE.findall(FENCE.sub("", text))
+    yield from (" ".join(span.split()) for span in INLINE.findall(FENCE.sub("", text)) if "\n\n" not in span)
 
 
 def source_lines(path: Path):
@@ -269,6 +305,12 @@ def test_every_command_runs_as_written(path: Path, cli):
     ("disentangle run recipes/timit.toml --set regularizers=[{use=\"triplet-scc\",weight=1.0}]",
      "quote --set"),
     ("cd x && disentangle run recipes/quickstart.toml --set train.max_steps=ten; echo done", "max_steps"),
+    ("disentangle run recipes/quickstart.toml --set 'tasks=[]' --set tasks.0.weight=2", "tasks.0"),
+    ("disentangle run recipes/quickstart.toml --set model.encoder.channels=[16,32]", "quote --set"),
+    ("disentangle evaluate RUN --set eval.images=false,", "eval.images"),
+    ("disentangle run recipes/quickstart.toml --set=train.lr=abc", "train.lr"),
+    ("disentangle validate recipes/quickstart.toml recipes/fsdd.toml --set tasks.0.grid=2", "fsdd.toml"),
+    ("python benchmarks/throughput.py recipes/quickstart.toml --set train.lrr=1", "lrr"),
 ])
 def test_a_broken_command_is_caught(line: str, expected: str, cli):
     found = [p for command in commands(line) for p in problems(command, cli)]
@@ -281,6 +323,9 @@ def test_a_broken_command_is_caught(line: str, expected: str, cli):
     "disentangle run recipes/quickstart.toml --set \"train.seed=$S\" --set 'model.encoder.channels=[16,32]'",
     "disentangle validate recipes/*.toml [--set KEY.PATH=VALUE ...]",
     "then disentangle run, same settings",
+    "disentangle run recipes/quickstart.toml --set 'tasks=[{use=\"flow-grid\"}]' --set tasks.0.grid=2",
+    "disentangle run recipes/quickstart.toml [baseline: --set 'tasks=[]'] [fg: --set tasks.0.weight=1000]",
+    "disentangle validate recipes/quickstart.toml --set \"eval.metrics=[{use=\\\"reconstruction\\\"}]\"",
 ])
 def test_a_good_command_passes(line: str, cli):
     assert [p for command in commands(line) for p in problems(command, cli)] == []
