@@ -186,3 +186,17 @@ def test_judge_train_on_a_device_that_is_not_there_is_an_error_before_any_work(t
     assert info.value.code == 1 and "Traceback" not in err
     assert "error: device 'cuda' was asked for but no CUDA GPU is available" in err and "--device cpu" in err
     assert not (tmp_path / "j.pt").exists()
+
+
+def test_judge_train_to_a_path_it_cannot_write_stops_before_training(tmp_path, monkeypatch, capsys):
+    from disentangle import cli
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(J, "_data_from_argument", lambda *a: pytest.fail("data built before the --out check"))
+    monkeypatch.setattr("sys.argv", ["disentangle", "judge", "train", "moving-shapes",
+                                     "--out", str(tmp_path / "a-file" / "j.pt")])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 1 and "Traceback" not in err
+    assert f"error: {tmp_path / 'a-file'}" in err and "hint: check the path and its permissions" in err

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -286,6 +287,9 @@ def register_commands(cli):
         """Train a judge on a dataset's real training sequences; save it with its test accuracy."""
         try:
             dev = disentangle.resolve_device(device)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=out.parent):  # can the judge be written? ask before training it
+                pass
             name, data = _data_from_argument(source, set_ or [])
             console.print(f"training a judge for {name} ({data.fingerprint}) on {len(data.split('train'))} sequences")
             judge = train_judge(data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=dev,
