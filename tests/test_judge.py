@@ -200,3 +200,8 @@ def test_judge_train_to_a_path_it_cannot_write_stops_before_training(tmp_path, m
     err = " ".join(capsys.readouterr().err.split())
     assert info.value.code == 1 and "Traceback" not in err
     assert f"error: {tmp_path / 'a-file'}" in err and "hint: check the path and its permissions" in err
+
+
+def test_a_dataset_parameter_that_lost_its_quotes_is_an_error():
+    with pytest.raises(disentangle.DisentangleError, match="not valid TOML"):
+        J._data_from_argument("moving-shapes", ["shapes=[square, circle]"])

@@ -251,6 +251,11 @@ def _data_from_argument(source: str, overrides: Sequence[str]) -> tuple[str, dis
             try:
                 params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
             except tomllib.TOMLDecodeError:
+                if value.strip()[:1] in ("[", "{"):  # as for a recipe's --set: an array or table, never a string
+                    raise disentangle.DisentangleError(
+                        f"--set {text!r}: the value is not valid TOML",
+                        hint="quote strings inside it, and the whole argument in single quotes: "
+                             "--set 'key=[\"a\", \"b\"]'") from None
                 params[key.strip()] = value
         try:
             config = comp.config(**params)
