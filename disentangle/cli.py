@@ -442,7 +442,7 @@ def main() -> None:
         return
     try:
         build_app()()
-    except DisentangleError as exc:  # e.g. raised while typer parses
+    except (DisentangleError, OSError, EOFError) as exc:  # e.g. raised while typer parses, or by a plug-in's command
         sys.exit(print_error(exc))
 
 

@@ -290,20 +290,16 @@ def register_commands(cli):
         device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "cpu",
     ) -> None:
         """Train a judge on a dataset's real training sequences; save it with its test accuracy."""
-        try:
-            dev = disentangle.resolve_device(device)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=out.parent):  # can the judge be written? ask before training it
-                pass
-            name, data = _data_from_argument(source, set_ or [])
-            console.print(f"training a judge for {name} ({data.fingerprint}) on {len(data.split('train'))} sequences")
-            judge = train_judge(data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=dev,
-                                norm=norm, pools=pools, dataset=name, log=console.print)
-            save_judge(judge, out)
-        except OSError as exc:  # the CLI prints a DisentangleError with its hint (and escapes its text)
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise disentangle.DisentangleError(f"{where}{exc.strerror or exc}",
-                                               hint="check the path and its permissions") from None
+        # errors (DisentangleError, OSError) are printed by the CLI, with their hint
+        dev = disentangle.resolve_device(device)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):  # can the judge be written? ask before training it
+            pass
+        name, data = _data_from_argument(source, set_ or [])
+        console.print(f"training a judge for {name} ({data.fingerprint}) on {len(data.split('train'))} sequences")
+        judge = train_judge(data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=dev,
+                            norm=norm, pools=pools, dataset=name, log=console.print)
+        save_judge(judge, out)
         acc = ", ".join(f"{k} {v:.3f}" for k, v in judge.test_accuracy.items())
         print(f"wrote {out}: held-out accuracy on real test data: {acc}")
 
