@@ -72,8 +72,6 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     if not path.is_file():
         raise DisentangleError(f"no checkpoint at {path}", hint="is this a run directory written by "
                                "`disentangle run`? Runs write checkpoints/last.pt every train.checkpoint_every steps")
-    if path.stat().st_size == 0:
-        raise DisentangleError(f"cannot read checkpoint {path}: the file is empty (0 bytes)", hint=_DAMAGED)
     ckpt = safe_torch_load(path, "checkpoint", hint=_DAMAGED, map_location=device)
     if not isinstance(ckpt, dict):
         raise DisentangleError(f"{path} is not a disentangle checkpoint: it holds a {type(ckpt).__name__}, "
