@@ -44,7 +44,7 @@ from disentangle.io import (
 from disentangle.model import S3VAE, S3VAEOutput, gaussian_kl, gaussian_log_density
 from disentangle.optional import require
 from disentangle.pseudo_labels import PseudoLabelTask, label_sequences
-from disentangle.recipe import Recipe, load_recipe
+from disentangle.recipe import Recipe, load_recipe, parse_override
 from disentangle.registry import Component, PluginInfo, Registry, get_registry, load_registry
 from disentangle.training import (
     Pipeline,
@@ -111,6 +111,7 @@ __all__ = [
     "load_registry",
     "load_run",
     "note",
+    "parse_override",
     "require",
     "resolve_device",
     "safe_torch_load",

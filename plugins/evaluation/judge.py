@@ -20,7 +20,6 @@ import hashlib
 import json
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Optional, Sequence
 
@@ -245,18 +244,10 @@ def _data_from_argument(source: str, overrides: Sequence[str]) -> tuple[str, dis
         comp = registry.get("dataset", name)
         params: dict[str, Any] = {}
         for text in overrides:
-            key, sep, value = text.partition("=")
+            key, sep, _ = text.partition("=")
             if not sep:
                 raise disentangle.DisentangleError(f"--set {text!r}: expected key=value", hint="e.g. --set resolution=16")
-            try:
-                params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-            except tomllib.TOMLDecodeError:
-                if value.strip()[:1] in ("[", "{"):  # as for a recipe's --set: an array or table, never a string
-                    raise disentangle.DisentangleError(
-                        f"--set {text!r}: the value is not valid TOML",
-                        hint="quote strings inside it, and the whole argument in single quotes: "
-                             "--set 'key=[\"a\", \"b\"]'") from None
-                params[key.strip()] = value
+            params[key.strip()] = disentangle.parse_override(text)[1]  # read as a recipe's --set value is
         try:
             config = comp.config(**params)
         except (TypeError, ValueError) as exc:
