@@ -1,0 +1,181 @@
+"""The headline tables say what the results' JSON says.
+
+The first table of docs/results.md and the README's status table carry the figures a reader
+quotes. Each figure of their "here" column is recomputed here from the committed JSON under
+benchmarks/results/ (mean ± population std over seeds, formatted as the table prints it), in the
+order the cell gives them, so that a number typed by hand, left behind by a rerun or copied into
+one table and not the other fails. The "paper" column is checked against the paper's text where
+../shared/paper/ is present.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PAPER = ROOT.parent / "shared" / "paper"
+
+PRESETS = ("full", "baseline", "baseline-sv", "no-dfp", "no-scc", "no-mi")  # the tables' order
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def pct(x: float, digits: int = 1) -> str:
+    return f"{100 * x:.{digits}f}"
+
+
+def pm(mean_std, digits: int = 1) -> list[str]:
+    """``[mean, std]`` (fractions) as the two numbers of ``mean ± std`` in percent."""
+    return [pct(mean_std[0], digits), pct(mean_std[1], digits)]
+
+
+def ceiling(values: list[float]) -> list[str]:
+    """A judge's ceilings as the tables give them: ``lo–hi%`` with the fewest digits that hold them."""
+    def short(x: float) -> str:
+        return f"{100 * x:.1f}".removesuffix(".0")
+    lo, hi = min(values), max(values)
+    return [short(lo)] if lo == hi else [short(lo), short(hi)]
+
+
+def sprites_gpu() -> list[str]:
+    """Section 3: one seed, 20 epochs on an H200; Acc as benchmarks/table1_summary.py --paper dynamic."""
+    judge = json.loads((RESULTS / "h200" / "sprites-fg1000-20ep" / "eval.json").read_text())["judge"]
+    acc = (judge["static/acc/mean"] + judge["dynamic/dynamic/Acc/mean"]) / 2
+    return [pct(acc, 2), *(f"{judge[f'dynamic/dynamic/{m}/mean']:.3f}" for m in ("IS", "H(y|x)", "H(y)")),
+            *ceiling([v for k, v in judge.items() if k.endswith("/ceiling")])]
+
+
+def sprites_cpu() -> list[str]:
+    """Sections 6 (2,400 steps), its 4,800 steps and its twice the conv channels, 3 seeds each."""
+    base = load("sprites-table1-wide-reduced-cpu.json")["summary"]
+    log = load("sprites-mi-club-reduced-cpu.json")["judge"]["log"][-1]  # the judge section 6 scored with
+    held_out = [float(v) for v in re.findall(r"\b[a-z]+ (\d\.\d+)", log.split("real test data:")[1])]
+    out = [x for p in PRESETS for x in pm(base[p]["Acc"])]
+    out += [f"{base['full']['IS'][0]:.2f}", *ceiling(held_out)]
+    for name in ("sprites-wide-4800-reduced-cpu.json", "sprites-conv32-reduced-cpu.json"):
+        summary = load(name)["summary"]
+        out += [x for p in PRESETS for x in pm(summary[p]["Acc"])]
+    return out
+
+
+def smmnist_gpu() -> list[str]:
+    """The H200 pass at the recipe's model size, 2,500 steps, 3 seeds: the full model, then the baseline."""
+    summary = load("h200/smmnist-table1-gpu.json")["summary"]
+    full, baseline = summary["full, 2500 steps"], summary["baseline, 2500 steps"]
+    heads = ("digit1", "digit2")
+    mean_of_heads = [sum(full[f"static/{h}/{m}"][0] for h in heads) / 2 for m in ("IS", "H(y|x)", "H(y)")]
+    ceilings = [full[f"static/{h}/ceiling"][0] for h in heads]
+    return [*pm(full["static/acc"]), *(f"{v:.3f}" for v in mean_of_heads), *pm(baseline["static/acc"]),
+            f"{100 * sum(ceilings) / 2:.0f}"]
+
+
+def smmnist_cpu() -> list[str]:
+    """Table 1 and the ablation at 3,000 steps, every seed scored by judge B, and that judge's ceiling."""
+    data = load("smmnist-table1-reduced-cpu.json")
+    table = data["summary"]["Table 1 and the ablation, one judge (B)"]["table"]
+    ceilings = data["judge_b"]["test_accuracy"]
+    return [*(x for p in PRESETS for x in pm(table[p]["mean_std"]["acc_keeping_z_f"])),
+            f"{100 * ceilings['digit1']:.0f}", f"{100 * ceilings['digit2']:.0f}"]
+
+
+def speech() -> list[str]:
+    """FSDD with recipes/fsdd.toml and the stand-in with recipes/timit.toml, 3 seeds each."""
+    def eers(summary: dict) -> list[str]:
+        z = [summary[f"eer/{c}"] for c in ("z_f", "z_t")]
+        return [x for s in z for x in pm([s["mean"], s["std"]])] + [pct(summary["eer/mfcc"]["mean"])]
+    standin = load("speech-eer-standin-betaz-cpu.json")["variants"]
+    now = [v for k, v in standin.items() if k.startswith("test: the recipe as it is now")]
+    assert len(now) == 1, "speech-eer-standin-betaz-cpu.json: one 'test: the recipe as it is now' variant"
+    return eers(load("speech-eer-fsdd-cpu.json")["summary"]) + eers(now[0]["summary"])
+
+
+def quickstart() -> list[str]:
+    """The quickstart's Table 1 (3 seeds), then the first run's seed means (2026-11-27)."""
+    rows, first = load("quickstart-table1-cpu.json")["rows"], load("quickstart-table1-2026-11-27-cpu.json")["rows"]
+    kept = ("judge/static/acc", "judge/dynamic/acc")
+    out = [x for p in ("full", "baseline") for k in kept for x in pm(rows[p][k])]
+    out += [pct(first[p][k][0]) for p in ("full", "baseline") for k in kept]
+    return out + ceiling([v[0] for k, v in rows["full"].items() if k.endswith("/ceiling")])
+
+
+EXPECTED = {  # the first cell of a row -> its "here" figures
+    "Sprites, full model": sprites_gpu,
+    "Sprites Table 1 and ablation": sprites_cpu,
+    "SMMNIST, full model": smmnist_gpu,
+    "SMMNIST Table 1 and ablation": smmnist_cpu,
+    "TIMIT speaker EER": speech,
+    "quickstart": quickstart,
+}
+
+
+def split_row(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def headline_table(path: Path, after: str) -> dict[str, dict[str, str]]:
+    """The first Markdown table after the line ``after``: {first cell: {column name: cell}}."""
+    lines = path.read_text().splitlines()
+    start = lines.index(after)
+    first = next(i for i, line in enumerate(lines) if i > start and line.startswith("|"))
+    rows, i = [], first
+    while i < len(lines) and lines[i].startswith("|"):
+        rows.append(split_row(lines[i]))
+        i += 1
+    header, body = rows[0], rows[2:]
+    return {row[0]: dict(zip(header, row)) for row in body}
+
+
+def figures(cell: str) -> list[str]:
+    """The numbers a reader reads in a cell: decimals, and whole percentages (``94%``, ``95–100%``);
+    not link targets, counts of steps or speakers, nor the 1 of z_1:T."""
+    text = re.sub(r"\]\([^)]*\)", "]", cell)
+    return re.findall(r"(?<![\w.])(\d+\.\d+|\d+(?=%|–\d))", text)
+
+
+TABLES = {
+    "docs/results.md": lambda: headline_table(ROOT / "docs" / "results.md", "# Results: where we stand next to the paper"),
+    "README.md": lambda: headline_table(ROOT / "README.md", "## Status against the paper"),
+}
+
+
+def row_of(table: dict[str, dict[str, str]], prefix: str, where: str) -> dict[str, str]:
+    found = [row for first, row in table.items() if first.startswith(prefix)]
+    assert len(found) == 1, f"{where}: one headline row starting {prefix!r}, found {len(found)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("where", TABLES)
+@pytest.mark.parametrize("prefix", EXPECTED)
+def test_headline_figures_are_the_json(where, prefix):
+    row = row_of(TABLES[where](), prefix, where)
+    assert figures(row["here"]) == EXPECTED[prefix](), f"{where}, row {prefix!r}"
+
+
+@pytest.mark.parametrize("where", TABLES)
+def test_every_headline_row_is_checked(where):
+    table = TABLES[where]()
+    unchecked = [first for first in table if not any(first.startswith(p) for p in EXPECTED)]
+    assert not unchecked, f"{where}: add these headline rows to EXPECTED: {unchecked}"
+
+
+@pytest.mark.skipif(not PAPER.is_dir(), reason="the paper's text is not beside the repository (../shared/paper)")
+@pytest.mark.parametrize("where", TABLES)
+def test_paper_column_quotes_the_paper(where):
+    text = "\n".join(p.read_text(errors="replace") for p in PAPER.glob("*.txt"))
+    for first, row in TABLES[where]().items():
+        for number in figures(row["paper" if "paper" in row else "paper (S3VAE)"]):
+            assert re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", text), \
+                f"{where}, row {first!r}: {number} is not in the paper's text"
+
+
+def test_figures_reads_what_a_reader_reads():
+    cell = ("88.2 ± 0.3 / 85.5, judge ceiling 99.8–100% ([below](#x-2400-steps)); 6 speakers, z_1:T, "
+            "2,400 steps, ceilings 95–100%, 80% / 76%")
+    assert figures(cell) == ["88.2", "0.3", "85.5", "99.8", "100", "95", "100", "80", "76"]
