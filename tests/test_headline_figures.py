@@ -4,8 +4,9 @@ The first table of docs/results.md and the README's status table carry the figur
 quotes. Each figure of their "here" column is recomputed here from the committed JSON under
 benchmarks/results/ (mean ± population std over seeds, formatted as the table prints it), in the
 order the cell gives them, so that a number typed by hand, left behind by a rerun or copied into
-one table and not the other fails. The "paper" column is checked against the paper's text where
-../shared/paper/ is present.
+one table and not the other fails. The same for docs/results.md's Table 1 in the paper's shape,
+column by column. The paper's columns are checked against the paper's text where ../shared/paper/
+is present.
 """
 
 from __future__ import annotations
@@ -44,44 +45,72 @@ def ceiling(values: list[float]) -> list[str]:
     return [short(lo)] if lo == hi else [short(lo), short(hi)]
 
 
+def sprites_gpu_judge() -> dict:
+    return json.loads((RESULTS / "h200" / "sprites-fg1000-20ep" / "eval.json").read_text())["judge"]
+
+
+def sprites_gpu_acc() -> str:
+    """Section 3's Acc, as benchmarks/table1_summary.py --paper dynamic computes it."""
+    judge = sprites_gpu_judge()
+    return pct((judge["static/acc/mean"] + judge["dynamic/dynamic/Acc/mean"]) / 2, 2)
+
+
 def sprites_gpu() -> list[str]:
-    """Section 3: one seed, 20 epochs on an H200; Acc as benchmarks/table1_summary.py --paper dynamic."""
-    judge = json.loads((RESULTS / "h200" / "sprites-fg1000-20ep" / "eval.json").read_text())["judge"]
-    acc = (judge["static/acc/mean"] + judge["dynamic/dynamic/Acc/mean"]) / 2
-    return [pct(acc, 2), *(f"{judge[f'dynamic/dynamic/{m}/mean']:.3f}" for m in ("IS", "H(y|x)", "H(y)")),
+    """Section 3: one seed, 20 epochs on an H200: Acc, IS, H(y|x), H(y) and the judge's ceiling."""
+    judge = sprites_gpu_judge()
+    return [sprites_gpu_acc(), *(f"{judge[f'dynamic/dynamic/{m}/mean']:.3f}" for m in ("IS", "H(y|x)", "H(y)")),
             *ceiling([v for k, v in judge.items() if k.endswith("/ceiling")])]
 
 
+SPRITES_CPU = {  # the CPU tables of Table 1 and the ablation, 3 seeds each
+    "section 6": "sprites-table1-wide-reduced-cpu.json",
+    "4,800 steps": "sprites-wide-4800-reduced-cpu.json",
+    "twice the conv channels": "sprites-conv32-reduced-cpu.json",
+}
+
+
+def sprites_cpu_acc(which: str) -> dict[str, list[str]]:
+    summary = load(SPRITES_CPU[which])["summary"]
+    return {p: pm(summary[p]["Acc"]) for p in PRESETS}
+
+
 def sprites_cpu() -> list[str]:
-    """Sections 6 (2,400 steps), its 4,800 steps and its twice the conv channels, 3 seeds each."""
-    base = load("sprites-table1-wide-reduced-cpu.json")["summary"]
+    """Section 6 (2,400 steps) with its IS and judge ceiling, then its 4,800 steps and its twice the
+    conv channels."""
     log = load("sprites-mi-club-reduced-cpu.json")["judge"]["log"][-1]  # the judge section 6 scored with
     held_out = [float(v) for v in re.findall(r"\b[a-z]+ (\d\.\d+)", log.split("real test data:")[1])]
-    out = [x for p in PRESETS for x in pm(base[p]["Acc"])]
-    out += [f"{base['full']['IS'][0]:.2f}", *ceiling(held_out)]
-    for name in ("sprites-wide-4800-reduced-cpu.json", "sprites-conv32-reduced-cpu.json"):
-        summary = load(name)["summary"]
-        out += [x for p in PRESETS for x in pm(summary[p]["Acc"])]
+    full_is = load(SPRITES_CPU["section 6"])["summary"]["full"]["IS"][0]
+    out = [x for v in sprites_cpu_acc("section 6").values() for x in v] + [f"{full_is:.2f}", *ceiling(held_out)]
+    for which in ("4,800 steps", "twice the conv channels"):
+        out += [x for v in sprites_cpu_acc(which).values() for x in v]
     return out
 
 
-def smmnist_gpu() -> list[str]:
-    """The H200 pass at the recipe's model size, 2,500 steps, 3 seeds: the full model, then the baseline."""
+def smmnist_gpu_acc() -> dict[str, list[str]]:
     summary = load("h200/smmnist-table1-gpu.json")["summary"]
-    full, baseline = summary["full, 2500 steps"], summary["baseline, 2500 steps"]
+    return {p: pm(summary[f"{p}, 2500 steps"]["static/acc"]) for p in ("full", "baseline")}
+
+
+def smmnist_gpu() -> list[str]:
+    """The H200 pass at the recipe's model size, 2,500 steps, 3 seeds: the full model's Acc, IS,
+    H(y|x), H(y) (the mean of the two digit heads), the baseline's Acc, the judge's ceiling."""
+    full = load("h200/smmnist-table1-gpu.json")["summary"]["full, 2500 steps"]
     heads = ("digit1", "digit2")
     mean_of_heads = [sum(full[f"static/{h}/{m}"][0] for h in heads) / 2 for m in ("IS", "H(y|x)", "H(y)")]
     ceilings = [full[f"static/{h}/ceiling"][0] for h in heads]
-    return [*pm(full["static/acc"]), *(f"{v:.3f}" for v in mean_of_heads), *pm(baseline["static/acc"]),
-            f"{100 * sum(ceilings) / 2:.0f}"]
+    acc = smmnist_gpu_acc()
+    return [*acc["full"], *(f"{v:.3f}" for v in mean_of_heads), *acc["baseline"], f"{100 * sum(ceilings) / 2:.0f}"]
+
+
+def smmnist_cpu_acc() -> dict[str, list[str]]:
+    table = load("smmnist-table1-reduced-cpu.json")["summary"]["Table 1 and the ablation, one judge (B)"]["table"]
+    return {p: pm(table[p]["mean_std"]["acc_keeping_z_f"]) for p in PRESETS}
 
 
 def smmnist_cpu() -> list[str]:
     """Table 1 and the ablation at 3,000 steps, every seed scored by judge B, and that judge's ceiling."""
-    data = load("smmnist-table1-reduced-cpu.json")
-    table = data["summary"]["Table 1 and the ablation, one judge (B)"]["table"]
-    ceilings = data["judge_b"]["test_accuracy"]
-    return [*(x for p in PRESETS for x in pm(table[p]["mean_std"]["acc_keeping_z_f"])),
+    ceilings = load("smmnist-table1-reduced-cpu.json")["judge_b"]["test_accuracy"]
+    return [*(x for v in smmnist_cpu_acc().values() for x in v),
             f"{100 * ceilings['digit1']:.0f}", f"{100 * ceilings['digit2']:.0f}"]
 
 
@@ -119,17 +148,21 @@ def split_row(line: str) -> list[str]:
     return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
-def headline_table(path: Path, after: str) -> dict[str, dict[str, str]]:
-    """The first Markdown table after the line ``after``: {first cell: {column name: cell}}."""
+def markdown_table(path: Path, after: str | None = None, header: str | None = None) -> dict[str, dict[str, str]]:
+    """The Markdown table whose header line starts with ``header``, or the first one after the line
+    ``after``: {first cell: {column name: cell}}."""
     lines = path.read_text().splitlines()
-    start = lines.index(after)
-    first = next(i for i, line in enumerate(lines) if i > start and line.startswith("|"))
+    if header is not None:
+        first = next(i for i, line in enumerate(lines) if line.startswith(header))
+    else:
+        start = lines.index(after)
+        first = next(i for i, line in enumerate(lines) if i > start and line.startswith("|"))
     rows, i = [], first
     while i < len(lines) and lines[i].startswith("|"):
         rows.append(split_row(lines[i]))
         i += 1
-    header, body = rows[0], rows[2:]
-    return {row[0]: dict(zip(header, row)) for row in body}
+    columns, body = rows[0], rows[2:]
+    return {row[0]: dict(zip(columns, row)) for row in body}
 
 
 def figures(cell: str) -> list[str]:
@@ -140,8 +173,8 @@ def figures(cell: str) -> list[str]:
 
 
 TABLES = {
-    "docs/results.md": lambda: headline_table(ROOT / "docs" / "results.md", "# Results: where we stand next to the paper"),
-    "README.md": lambda: headline_table(ROOT / "README.md", "## Status against the paper"),
+    "docs/results.md": lambda: markdown_table(ROOT / "docs" / "results.md", "# Results: where we stand next to the paper"),
+    "README.md": lambda: markdown_table(ROOT / "README.md", "## Status against the paper"),
 }
 
 
@@ -165,14 +198,64 @@ def test_every_headline_row_is_checked(where):
     assert not unchecked, f"{where}: add these headline rows to EXPECTED: {unchecked}"
 
 
+def paper_text() -> str:
+    return "\n".join(p.read_text(errors="replace") for p in PAPER.glob("*.txt"))
+
+
+def in_paper(number: str, text: str) -> bool:
+    return re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", text) is not None
+
+
 @pytest.mark.skipif(not PAPER.is_dir(), reason="the paper's text is not beside the repository (../shared/paper)")
 @pytest.mark.parametrize("where", TABLES)
 def test_paper_column_quotes_the_paper(where):
-    text = "\n".join(p.read_text(errors="replace") for p in PAPER.glob("*.txt"))
+    text = paper_text()
     for first, row in TABLES[where]().items():
         for number in figures(row["paper" if "paper" in row else "paper (S3VAE)"]):
-            assert re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", text), \
-                f"{where}, row {first!r}: {number} is not in the paper's text"
+            assert in_paper(number, text), f"{where}, row {first!r}: {number} is not in the paper's text"
+
+
+TABLE1_HEADER = "| model | Sprites: paper |"
+TABLE1_NAMES = {"full": "full", "baseline": "baseline", "baseline-sv": "baseline-sv",
+                "no-dfp": "No-DFP", "no-scc": "No-SCC", "no-mi": "No-MI"}
+
+
+def table1_expected() -> dict[str, dict[str, list[str]]]:
+    """The paper-shaped Table 1 of docs/results.md: {column prefix: {preset: figures}}; a preset
+    missing from a column is a "–" there."""
+    return {
+        "Sprites: the recipe, 20 of 300 epochs": {"full": [sprites_gpu_acc()]},
+        "Sprites: a quarter of the conv channels": sprites_cpu_acc("section 6"),
+        "Sprites: the same, 4,800 steps": sprites_cpu_acc("4,800 steps"),
+        "Sprites: half the conv channels": sprites_cpu_acc("twice the conv channels"),
+        "SMMNIST: the recipe's model": smmnist_gpu_acc(),
+        "SMMNIST: a small model": smmnist_cpu_acc(),
+    }
+
+
+def test_table1_in_the_papers_shape_is_the_json():
+    table = markdown_table(ROOT / "docs" / "results.md", header=TABLE1_HEADER)
+    assert list(table) == list(TABLE1_NAMES.values())
+    expected = table1_expected()
+    columns = list(table["full"])[1:]
+    for column in columns:
+        if column.endswith(": paper"):
+            continue
+        found = [prefix for prefix in expected if column.startswith(prefix)]
+        assert len(found) == 1, f"docs/results.md, Table 1 in the paper's shape: which JSON gives column {column!r}?"
+        for preset, name in TABLE1_NAMES.items():
+            want = expected[found[0]].get(preset, [])
+            assert figures(table[name][column]) == want, f"docs/results.md, Table 1, {name}, {column!r}"
+    assert len(columns) == len(expected) + 2, "a column of Table 1 in the paper's shape is not checked"
+
+
+@pytest.mark.skipif(not PAPER.is_dir(), reason="the paper's text is not beside the repository (../shared/paper)")
+def test_table1_paper_columns_quote_the_paper():
+    text = paper_text()
+    for name, row in markdown_table(ROOT / "docs" / "results.md", header=TABLE1_HEADER).items():
+        for column in (c for c in row if c.endswith(": paper")):
+            for number in figures(row[column]):
+                assert in_paper(number, text), f"docs/results.md, Table 1, {name}, {column}: {number} is not in the paper"
 
 
 def test_figures_reads_what_a_reader_reads():
