@@ -174,3 +174,65 @@ def test_positive_sees_each_sequence_with_its_frames_shuffled(tmp_path, monkeypa
         assert (match.sum(1) >= 1).all() and (match.sum(0) >= 1).all()
         moved += not torch.equal(shuffled[i], feats[i])
     assert moved > 0, "no sequence had its frames shuffled"
+
+
+# ----- positive = "other-half" (not in the paper) ------------------------------------------------
+
+@pytest.mark.parametrize("use_mean", [True, False])
+def test_other_half_check_objective(tmp_path, use_mean):
+    ctx = testing.tiny_context(tmp_path, seq_len=5)
+    reg = TripletSCC(TripletSCC.Config(positive="other-half", use_mean=use_mean), ctx)
+    assert testing.check_objective(reg, ctx) >= 0
+
+
+def test_other_half_anchors_on_the_first_half_and_matches_the_second(tmp_path, monkeypatch):
+    ctx = testing.tiny_context(tmp_path, seq_len=5, batch_size=6)
+    model = testing.tiny_model(ctx)
+    batch = testing.random_batch(ctx)
+    out = model(batch["x"])
+    seen = []
+    original = model.static_posterior
+    monkeypatch.setattr(model, "static_posterior", lambda h: seen.append(h.detach()) or original(h))
+    reg = TripletSCC(TripletSCC.Config(positive="other-half", margin=1000.0), ctx)
+    torch.manual_seed(3)
+    loss = reg.loss(batch, out, model)
+    first, second = seen
+    feats = out.features.detach()
+    assert torch.equal(first, feats[:, :2]) and torch.equal(second, feats[:, 2:])  # T // 2 = 2 frames first
+    # with the hinge never active, the loss is margin + mean(D(a, p) - D(a, n)), a and p the halves' means
+    a, p = original(first)[0], original(second)[0]
+    torch.manual_seed(3)
+    negative = a[derangement(6)]
+    want = 1000.0 + (torch.linalg.vector_norm(a - p, dim=-1) - torch.linalg.vector_norm(a - negative, dim=-1)).mean()
+    torch.testing.assert_close(loss, want)
+
+
+def test_other_half_reencodes_halves_when_frames_interact(tmp_path):
+    ctx = testing.tiny_context(tmp_path, seq_len=6, batch_size=4)
+    torch.manual_seed(0)
+    framewise = testing.tiny_model(ctx)
+    mixing = testing.tiny_model(ctx, encoder=_NotFramewise(framewise.encoder), decoder=framewise.decoder)
+    mixing.load_state_dict({k: v for k, v in framewise.state_dict().items() if not k.startswith("encoder.")},
+                           strict=False)
+    batch = testing.random_batch(ctx)
+    reg = TripletSCC(TripletSCC.Config(positive="other-half"), ctx)
+    losses = []
+    for model in (framewise, mixing):
+        torch.manual_seed(5)
+        losses.append(reg.loss(batch, model(batch["x"]), model))
+    torch.testing.assert_close(losses[0], losses[1])
+
+
+def test_other_half_needs_two_frames(tmp_path):
+    ctx = testing.tiny_context(tmp_path, seq_len=1, batch_size=3)
+    model = testing.tiny_model(ctx)
+    batch = testing.random_batch(ctx)
+    reg = TripletSCC(TripletSCC.Config(positive="other-half"), ctx)
+    with pytest.raises(disentangle.DisentangleError, match="at least 2 frames"):
+        reg.loss(batch, model(batch["x"]), model)
+
+
+def test_positive_config():
+    testing.check_config_roundtrip(TripletSCC.Config(positive="other-half"))
+    with pytest.raises(ValueError):
+        TripletSCC.Config(positive="half")

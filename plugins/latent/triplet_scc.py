@@ -11,6 +11,11 @@
   (it may happen to be the identity when T is small; that is still a valid positive). With a
   frame-wise encoder (``model.encoder.framewise``) the features of ``out`` are permuted and
   reused; otherwise the shuffled frames are re-encoded.
+- With ``positive = "other-half"`` (not in the paper): the anchor is z_f of the sequence's first
+  half of frames (``T // 2``), the positive z_f of its second half, both inferred by the same
+  static posterior. The two halves share what is static (the speaker, the appearance) but not the
+  frames: a shuffled copy holds the very frames of the anchor, content and all, so it never
+  penalises content in z_f; the other half does. Needs ``T >= 2``.
 - **negative** z_f-: the anchor of *another* sequence of the batch, picked by a random
   derangement (a permutation with no fixed point), so the batch needs at least 2 sequences.
   Under torchrun, the anchor of another sequence of the *global* batch (``World.gather``), drawn
@@ -70,8 +75,8 @@ def _sample(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 class TripletSCC(disentangle.Regularizer):
-    """Static consistency: z_f of a sequence is close to z_f of its time-shuffled copy and far
-    from z_f of another sequence."""
+    """Static consistency: z_f of a sequence is close to z_f of its time-shuffled copy (or: z_f of
+    its first half to z_f of its second half) and far from z_f of another sequence."""
 
     @attrs.frozen
     class Config:
@@ -79,22 +84,43 @@ class TripletSCC(disentangle.Regularizer):
         """The triplet margin m."""
         use_mean: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
         """Compare posterior means of q(z_f | x) (true) or posterior samples (false)."""
+        positive: str = attrs.field(default="shuffled",
+                                    validator=disentangle.validators.one_of("shuffled", "other-half"))
+        """``shuffled``: the sequence with its frames shuffled, anchored on its z_f (the paper);
+        ``other-half``: the second half of the sequence, anchored on z_f of its first half."""
 
     def __init__(self, config: "TripletSCC.Config", ctx: disentangle.BuildContext):
         super().__init__()
         self.margin = float(config.margin)
         self.use_mean = bool(config.use_mean)
+        self.positive = config.positive
         self.world = ctx.world
 
     def loss(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput,
              model: disentangle.S3VAE) -> torch.Tensor:
-        b, t = out.features.shape[:2]
+        b = out.features.shape[0]
         if b < 2:
             raise disentangle.DisentangleError(
                 f"triplet-scc needs at least 2 sequences per batch (negatives come from other "
                 f"sequences), got a batch of {b}",
                 hint="raise the batch size",
             )
+        device = out.features.device
+        if self.positive == "other-half":
+            anchor, positive = self._halves(batch, out, model)
+        else:
+            anchor, positive = self._shuffled(batch, out, model)
+        if self.world.active:  # a negative from the whole global batch, never the sequence itself
+            pool = self.world.gather(anchor)
+            own = self.world.rank * b + torch.arange(b, device=device)
+            negative = pool[(own + torch.randint(1, len(pool), (b,), device=device)) % len(pool)]
+        else:
+            negative = anchor[derangement(b, device=device)]
+        return triplet_loss(anchor, positive, negative, self.margin)
+
+    def _shuffled(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput,
+                  model: disentangle.S3VAE) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = out.features.shape[:2]
         device = out.features.device
         perm = shuffle_frames(b, t, device=device)  # drawn where the batch is: no host copy, no wait
         rows = torch.arange(b, device=device).unsqueeze(1)
@@ -104,16 +130,26 @@ class TripletSCC(disentangle.Regularizer):
             features = model.encoder(batch["x"].to(device)[rows, perm])
         pos_mean, pos_logvar = model.static_posterior(features)
         if self.use_mean:
-            anchor, positive = out.f_mean, pos_mean
-        else:
-            anchor, positive = out.f, _sample(pos_mean, pos_logvar)
-        if self.world.active:  # a negative from the whole global batch, never the sequence itself
-            pool = self.world.gather(anchor)
-            own = self.world.rank * b + torch.arange(b, device=device)
-            negative = pool[(own + torch.randint(1, len(pool), (b,), device=device)) % len(pool)]
-        else:
-            negative = anchor[derangement(b, device=device)]
-        return triplet_loss(anchor, positive, negative, self.margin)
+            return out.f_mean, pos_mean
+        return out.f, _sample(pos_mean, pos_logvar)
+
+    def _halves(self, batch: disentangle.Batch, out: disentangle.S3VAEOutput,
+                model: disentangle.S3VAE) -> tuple[torch.Tensor, torch.Tensor]:
+        t = out.features.shape[1]
+        if t < 2:
+            raise disentangle.DisentangleError(
+                f"triplet-scc with positive = \"other-half\" needs sequences of at least 2 frames, got {t}",
+                hint="lengthen the sequences (data.seq_len) or use positive = \"shuffled\"")
+        h = t // 2
+        if getattr(model.encoder, "framewise", False):
+            first, second = out.features[:, :h], out.features[:, h:]
+        else:  # frames interact in the encoder: each half is encoded on its own
+            x = batch["x"].to(out.features.device)
+            first, second = model.encoder(x[:, :h]), model.encoder(x[:, h:])
+        (a_mean, a_logvar), (p_mean, p_logvar) = model.static_posterior(first), model.static_posterior(second)
+        if self.use_mean:
+            return a_mean, p_mean
+        return _sample(a_mean, a_logvar), _sample(p_mean, p_logvar)
 
 
 @disentangle.hookimpl
