@@ -71,7 +71,8 @@ def test_check_stays_on_device_catches_host_work(tmp_path, bad):
 
 
 @pytest.mark.parametrize("name, config", [
-    ("flow-grid", {"grid": 2, "top_k": 1}), ("triplet-scc", {}), ("mi-mws", {})])
+    ("flow-grid", {"grid": 2, "top_k": 1}), ("triplet-scc", {}), ("triplet-scc", {"positive": "other-half"}),
+    ("mi-mws", {})])
 def test_built_in_objectives_stay_on_device(tmp_path, name, config):
     registry = disentangle.get_registry()
     kind = "task" if name == "flow-grid" else "regularizer"  # label-supervised: in the whole step above

@@ -192,36 +192,67 @@ def test_other_half_check_objective(tmp_path, use_mean):
     assert testing.check_objective(reg, ctx) >= 0
 
 
+def other_half_by_hand(model, first, second, seed, use_mean):
+    """The other-half loss at a margin of 1000 (the hinge never active), from the halves' features."""
+    torch.manual_seed(seed)
+    (a_mean, a_logvar), (p_mean, p_logvar) = model.static_posterior(first), model.static_posterior(second)
+    if use_mean:
+        a, p = a_mean, p_mean
+    else:
+        a = a_mean + torch.randn_like(a_mean) * torch.exp(0.5 * a_logvar)
+        p = p_mean + torch.randn_like(p_mean) * torch.exp(0.5 * p_logvar)
+    n = a[derangement(len(a))]
+    return 1000.0 + (torch.linalg.vector_norm(a - p, dim=-1) - torch.linalg.vector_norm(a - n, dim=-1)).mean()
+
+
 def test_other_half_anchors_on_the_first_half_and_matches_the_second(tmp_path, monkeypatch):
-    ctx, model, batch, out, seen, original = watched_static_posterior(tmp_path, monkeypatch, seq_len=5, batch_size=6)
+    ctx, model, batch, out, seen, _ = watched_static_posterior(tmp_path, monkeypatch, seq_len=5, batch_size=6)
     reg = TripletSCC(TripletSCC.Config(positive="other-half", margin=1000.0), ctx)
     torch.manual_seed(3)
     loss = reg.loss(batch, out, model)
     first, second = seen
     feats = out.features.detach()
     assert torch.equal(first, feats[:, :2]) and torch.equal(second, feats[:, 2:])  # T // 2 = 2 frames first
-    # with the hinge never active, the loss is margin + mean(D(a, p) - D(a, n)), a and p the halves' means
-    a, p = original(first)[0], original(second)[0]
-    torch.manual_seed(3)
-    negative = a[derangement(6)]
-    want = 1000.0 + (torch.linalg.vector_norm(a - p, dim=-1) - torch.linalg.vector_norm(a - negative, dim=-1)).mean()
-    torch.testing.assert_close(loss, want)
+    torch.testing.assert_close(loss, other_half_by_hand(model, feats[:, :2], feats[:, 2:], 3, use_mean=True))
 
 
-def test_other_half_reencodes_halves_when_frames_interact(tmp_path):
-    ctx = testing.tiny_context(tmp_path, seq_len=6, batch_size=4)
+class _MixesFrames(_NotFramewise):
+    """Each frame's features plus the mean over the sequence's frames: a frame's code depends on
+    which frames it is encoded with."""
+
+    def forward(self, x):
+        h = self.inner(x)
+        return h + h.mean(1, keepdim=True)
+
+
+def test_other_half_encodes_each_half_on_its_own_when_frames_interact(tmp_path):
+    ctx = testing.tiny_context(tmp_path, seq_len=5, batch_size=4)
     torch.manual_seed(0)
-    framewise = testing.tiny_model(ctx)
-    mixing = testing.tiny_model(ctx, encoder=_NotFramewise(framewise.encoder), decoder=framewise.decoder)
-    mixing.load_state_dict({k: v for k, v in framewise.state_dict().items() if not k.startswith("encoder.")},
-                           strict=False)
+    inner = testing.tiny_model(ctx)
+    model = testing.tiny_model(ctx, encoder=_MixesFrames(inner.encoder), decoder=inner.decoder)
     batch = testing.random_batch(ctx)
-    reg = TripletSCC(TripletSCC.Config(positive="other-half"), ctx)
-    losses = []
-    for model in (framewise, mixing):
-        torch.manual_seed(5)
-        losses.append(reg.loss(batch, model(batch["x"]), model))
-    torch.testing.assert_close(losses[0], losses[1])
+    out = model(batch["x"])
+    reg = TripletSCC(TripletSCC.Config(positive="other-half", margin=1000.0), ctx)
+    torch.manual_seed(5)
+    loss = reg.loss(batch, out, model)
+    x = batch["x"]
+    want = other_half_by_hand(model, model.encoder(x[:, :2]), model.encoder(x[:, 2:]), 5, use_mean=True)
+    torch.testing.assert_close(loss, want)
+    sliced = other_half_by_hand(model, out.features[:, :2], out.features[:, 2:], 5, use_mean=True)
+    assert not torch.allclose(loss, sliced), "the halves must not be cut from the whole sequence's features"
+
+
+def test_other_half_with_samples_draws_anchor_and_positive(tmp_path):
+    ctx = testing.tiny_context(tmp_path, seq_len=6, batch_size=5)
+    model = testing.tiny_model(ctx)
+    batch = testing.random_batch(ctx)
+    out = model(batch["x"])
+    reg = TripletSCC(TripletSCC.Config(positive="other-half", margin=1000.0, use_mean=False), ctx)
+    torch.manual_seed(9)
+    loss = reg.loss(batch, out, model)
+    f = out.features
+    torch.testing.assert_close(loss, other_half_by_hand(model, f[:, :3], f[:, 3:], 9, use_mean=False))
+    assert not torch.allclose(loss, other_half_by_hand(model, f[:, :3], f[:, 3:], 9, use_mean=True))
 
 
 def test_other_half_needs_two_frames(tmp_path):

@@ -14,8 +14,9 @@
 - With ``positive = "other-half"`` (not in the paper): the anchor is z_f of the sequence's first
   half of frames (``T // 2``), the positive z_f of its second half, both inferred by the same
   static posterior. The two halves share what is static (the speaker, the appearance) but not the
-  frames: a shuffled copy holds the very frames of the anchor, content and all, so it never
-  penalises content in z_f; the other half does. Needs ``T >= 2``.
+  frames: a shuffled copy holds the very frames of the anchor, content and all, so it cannot
+  penalise content in z_f; the other half can, where the two halves' content differs. Needs
+  ``T >= 2``.
 - **negative** z_f-: the anchor of *another* sequence of the batch, picked by a random
   derangement (a permutation with no fixed point), so the batch needs at least 2 sequences.
   Under torchrun, the anchor of another sequence of the *global* batch (``World.gather``), drawn
