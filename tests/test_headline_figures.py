@@ -224,7 +224,8 @@ def paper_tables() -> dict:
 
 def paper_expected() -> dict[str, list[str]]:
     """The "paper" cell of each headline row, from the paper's tables."""
-    t1, t3 = paper_tables()["table1"], paper_tables()["table3"]
+    tables = paper_tables()
+    t1, t3 = tables["table1"], tables["table3"]
     return {
         "Sprites, full model": t1["full"]["Sprites"],
         "Sprites Table 1 and ablation": [t1[m]["Sprites"][0] for m in ("full", "baseline", "baseline-sv")],
@@ -242,9 +243,9 @@ needs_paper = pytest.mark.skipif(not PAPER.is_dir(),
 @needs_paper
 @pytest.mark.parametrize("where", TABLES)
 def test_paper_column_is_the_papers_tables(where):
-    expected = paper_expected()
-    for prefix, want in expected.items():
-        row = row_of(TABLES[where](), prefix, where)
+    table = TABLES[where]()
+    for prefix, want in paper_expected().items():
+        row = row_of(table, prefix, where)
         assert figures(row["paper" if "paper" in row else "paper (S3VAE)"]) == want, f"{where}, row {prefix!r}"
 
 
