@@ -10,11 +10,19 @@
 #    eager, with the CUDA graph, and with train.deterministic = "on" (eager and graphed);
 # 4. a torchrun launch on the GPU;
 # 5. a longer Sprites run with the fast path (pictures).
-# Each part has its own time limit and writes into OUT_DIR as it goes; a failing part does not stop
-# the others. PARTS=134 runs parts 1, 3 and 4 only. SMOKE=1: a few-step pass of the same commands (CPU).
+# Each part has its own time limit; a failing part does not stop the others. PARTS=134 runs parts
+# 1, 3 and 4 only. SMOKE=1: a few-step pass of the same commands (CPU).
+# The JSON of each part (throughput-cuda.json, quality-sprites-*.json, resume-cuda*.json), device.txt
+# and the runs (no checkpoints) are written under WORK (default /tmp/gpu-check) and packed into
+# OUT_DIR/results.tgz after each part, beside OUT_DIR/log.txt (this script's output as it goes): two
+# files, so that a device slot, which brings back at most 8, returns every part that finished even
+# when the call runs out of time. `tar -xzf OUT_DIR/results.tgz -C DIR` unpacks them.
 set -uo pipefail
 OUT=${1:-benchmarks/results/gpu}
-mkdir -p "$OUT"
+WORK=${WORK:-/tmp/gpu-check}
+mkdir -p "$OUT" "$WORK"
+OUT=$(cd "$OUT" && pwd)
+exec > >(tee "$OUT/log.txt") 2>&1
 PY=${PY:-python3}
 : "${SPRITES_ROOT:?set SPRITES_ROOT to the lpc-sprites folder}"
 export DISENTANGLE_CACHE_DIR=${DISENTANGLE_CACHE_DIR:-/tmp/disentangle-cache} PYTHONUNBUFFERED=1
@@ -32,27 +40,29 @@ else
 fi
 SPR="--set data.root=$SPRITES_ROOT"
 PARTS=${PARTS:-12345}
-step() { echo; echo "=== $1 ($(date +%T))"; }
+# what has been written so far, without checkpoints, into one file (rewritten before each part)
+pack() { tar -C "$WORK" --exclude=checkpoints --exclude='*.pt' --exclude=report.html -czf "$OUT/results.tgz" .; }
+step() { pack; echo; echo "=== $1 ($(date +%T))"; }
 want() { [[ "$PARTS" == *"$1"* ]]; }
 lim() { echo $(( $1 * ${TL} > $1 ? $1 * TL : $1 )); }
 
 step "device"
-(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)") | tee "$OUT/device.txt"
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)") | tee "$WORK/device.txt"
 
-want 1 && step "1. throughput" && timeout "$(lim 420)" $PY benchmarks/throughput.py recipes/sprites.toml $SPR $TP --device "$DEV" --out "$OUT/throughput-$DEV.json"
+want 1 && step "1. throughput" && timeout "$(lim 420)" $PY benchmarks/throughput.py recipes/sprites.toml $SPR $TP --device "$DEV" --out "$WORK/throughput-$DEV.json"
 
 GRAPH=$([ "$DEV" = cuda ] && echo graph)
 want 2 && step "2. quality: fp32 path vs fast path (vs CUDA graph), short Sprites schedule" && for v in fp32 fast $GRAPH; do
   extra=""; [ $v = fp32 ] && extra='--set train.precision="fp32" --set train.data_on_device="loader"'
   [ $v = graph ] && extra='--set train.cuda_graph="on"'
   timeout "$(lim 150)" $PY benchmarks/quality.py recipes/sprites.toml $SPR $Q $extra --device "$DEV" \
-    --run-dir "$OUT/runs/sprites-$v" --out "$OUT/quality-sprites-$v.json" 2>&1 | tail -25
+    --run-dir "$WORK/runs/sprites-$v" --out "$WORK/quality-sprites-$v.json" 2>&1 | tail -25
 done
 
 if want 3; then
 step "3. exact resume on $DEV"
 for mode in eager $GRAPH exact ${GRAPH:+exact-graph}; do
-R="$OUT/runs/resume-$mode"; rm -rf "$R"
+R="$WORK/runs/resume-$mode"; rm -rf "$R"
 G=(); [[ $mode == *graph ]] && G=(--set 'train.cuda_graph="on"')
 [[ $mode == exact* ]] && G+=(--set 'train.deterministic="on"')
 for name in straight again; do
@@ -63,7 +73,7 @@ timeout "$(lim 90)" $PY -m disentangle run recipes/quickstart.toml $QS "${G[@]}"
   --set train.checkpoint_every=${RES[1]} --set eval.images=false --device "$DEV" --run-dir "$R/resumed" 2>&1 | tail -2
 timeout "$(lim 90)" $PY -m disentangle run --resume "$R/resumed" --set train.max_steps=${RES[0]} --device "$DEV" 2>&1 | tail -2
 suffix=${mode/eager/}; suffix=${suffix:+-$suffix}
-$PY - "$R" "$OUT/resume-$DEV$suffix.json" <<'PYEOF'
+$PY - "$R" "$WORK/resume-$DEV$suffix.json" <<'PYEOF'
 import json, sys, torch
 from pathlib import Path
 r = Path(sys.argv[1])
@@ -78,8 +88,8 @@ done
 fi
 
 want 4 && step "4. torchrun on $DEV" && timeout "$(lim 90)" $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m disentangle run recipes/quickstart.toml \
-  $QS --set train.max_steps=100 --set eval.images=false --device "$DEV" --run-dir "$OUT/runs/torchrun" 2>&1 | grep -v "━" | tail -40
+  $QS --set train.max_steps=100 --set eval.images=false --device "$DEV" --run-dir "$WORK/runs/torchrun" 2>&1 | grep -v "━" | tail -40
 
 want 5 && step "5. longer Sprites run, fast path" && timeout "$(lim 150)" $PY benchmarks/quality.py recipes/sprites.toml $SPR $LONG --device "$DEV" \
-  --run-dir "$OUT/runs/sprites-long" --out "$OUT/quality-sprites-long.json" 2>&1 | tail -25
+  --run-dir "$WORK/runs/sprites-long" --out "$WORK/quality-sprites-long.json" 2>&1 | tail -25
 step "done"
