@@ -49,6 +49,12 @@ def read(path: Path) -> dict[str, dict[str, tuple[float, float, int]]]:
     return rows
 
 
+def paper_acc(static_acc: float, dynamic_acc: float) -> float:
+    """The paper's Sprites Acc: the mean of the appearance kept with z_f (the judge's Acc over the
+    static factors) and the named dynamic factor kept with z_1:T."""
+    return (static_acc + dynamic_acc) / 2
+
+
 def cell(v: tuple[float, float, int] | None, scale: float = 1.0, digits: int = 1) -> str:
     if v is None:
         return "–"
@@ -89,7 +95,7 @@ def main() -> None:
         for p in presets:
             r = rows[p]
             static, dyn = r.get("judge/static/acc"), r.get(f"judge/dynamic/{f}/Acc")
-            acc = "–" if static is None or dyn is None else f"{50 * (static[0] + dyn[0]):.2f}"
+            acc = "–" if static is None or dyn is None else f"{100 * paper_acc(static[0], dyn[0]):.2f}"
             lines.append(f"| {p} | {acc} | " + " | ".join(cell(r.get(f"judge/dynamic/{f}/{s}"), 1.0, 3)
                                                         for s in SCORES[1:]) + " |")
     text = "\n".join(lines)

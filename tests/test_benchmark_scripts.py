@@ -25,6 +25,19 @@ def test_table1_summary_tabulates_a_compare_csv(tmp_path):
     assert json.loads((tmp_path / "t.json").read_text())["rows"]["full"]["judge/static/acc"] == [0.9, 0.01, 3]
 
 
+def test_table1_summary_gives_the_papers_sprites_columns(tmp_path):
+    (tmp_path / "compare.csv").write_text(
+        "group,metric,mean,std,n\n"
+        "full,judge/static/acc,0.9,0.01,3\nfull,judge/dynamic/dynamic/Acc,0.7,0.02,3\n"
+        "full,judge/dynamic/dynamic/IS,8.5,0.1,3\nfull,judge/dynamic/dynamic/H(y|x),0.05,0.01,3\n"
+        "full,judge/dynamic/dynamic/H(y),2.19,0.001,3\nbaseline,judge/static/acc,0.8,0.02,3\n")
+    done = script("table1_summary.py", "compare.csv", "--paper", "dynamic", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # Acc: the mean of appearance kept with z_f (90%) and action x direction kept with z_1:T (70%)
+    assert "| full | 80.00 | 8.500 ± 0.100 | 0.050 ± 0.010 | 2.190 ± 0.001 |" in done.stdout
+    assert "| baseline | – | – | – | – |" in done.stdout
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "error: cannot read compare.csv: No such file or directory"),
     ("[data]\nuse = 'x'\n", "has no column group, metric, mean, std, n: not a compare.csv"),
