@@ -12,8 +12,8 @@
 # (benchmarks/gpu_smmnist.sh has its own pass), so the six Sprites presets have the GPU alone.
 # TRAIN_LIMIT (seconds, default 330) stops the trainings that are still running (they checkpoint;
 # unfinished runs are listed in unfinished.txt and not scored); the judged evaluations and the
-# packing come after it, about a minute and a half more on an H200 for 18 Sprites runs. Where one
-# call may run 10 minutes at most, TRAIN_LIMIT 400 leaves room for them.
+# packing come after it, about a minute more on an H200 for 18 Sprites runs. Where one call may run
+# 10 minutes at most, EPOCHS=10 SMMNIST=0 TRAIN_LIMIT=420 fits (the arithmetic: docs/results.md).
 # OUT receives few files (a device slot brings back at most 8, 2 folders down), none of them
 # checkpoints or judges: log.txt (this script's output, written as it goes, with the tables),
 # device.txt, gpu-utilisation.csv, compare-sprites.md and compare-smmnist.md (every metric, mean ±
@@ -72,7 +72,7 @@ if [ "$SMMNIST" = 1 ]; then
   smmnist_pid=$!
 fi
 wait $sprites_pid ${smmnist_pid:-}
-echo "=== both tables done after ${SECONDS} s ($(date +%T))"
+echo "=== trainings and evaluations done after ${SECONDS} s ($(date +%T))"
 [ -n "${smi_pid:-}" ] && kill "$smi_pid"
 
 for set in "${sets[@]}"; do
