@@ -158,7 +158,7 @@ def test_registered():
 
 def watched_static_posterior(tmp_path, monkeypatch, seq_len, batch_size):
     """A tiny model, a batch and its output; ``seen`` collects the features that the regularizer
-    then passes to ``model.static_posterior`` (``original`` is the unwatched method)."""
+    then passes to ``model.static_posterior``."""
     ctx = testing.tiny_context(tmp_path, seq_len=seq_len, batch_size=batch_size)
     model = testing.tiny_model(ctx)
     batch = testing.random_batch(ctx)
@@ -166,11 +166,11 @@ def watched_static_posterior(tmp_path, monkeypatch, seq_len, batch_size):
     seen = []
     original = model.static_posterior
     monkeypatch.setattr(model, "static_posterior", lambda h: seen.append(h.detach()) or original(h))
-    return ctx, model, batch, out, seen, original
+    return ctx, model, batch, out, seen
 
 
 def test_positive_sees_each_sequence_with_its_frames_shuffled(tmp_path, monkeypatch):
-    ctx, model, batch, out, seen, _ = watched_static_posterior(tmp_path, monkeypatch, seq_len=6, batch_size=8)
+    ctx, model, batch, out, seen = watched_static_posterior(tmp_path, monkeypatch, seq_len=6, batch_size=8)
     TripletSCC(TripletSCC.Config(), ctx).loss(batch, out, model)
     (shuffled,) = seen
     feats = out.features.detach()
@@ -206,7 +206,7 @@ def other_half_by_hand(model, first, second, seed, use_mean):
 
 
 def test_other_half_anchors_on_the_first_half_and_matches_the_second(tmp_path, monkeypatch):
-    ctx, model, batch, out, seen, _ = watched_static_posterior(tmp_path, monkeypatch, seq_len=5, batch_size=6)
+    ctx, model, batch, out, seen = watched_static_posterior(tmp_path, monkeypatch, seq_len=5, batch_size=6)
     reg = TripletSCC(TripletSCC.Config(positive="other-half", margin=1000.0), ctx)
     torch.manual_seed(3)
     loss = reg.loss(batch, out, model)

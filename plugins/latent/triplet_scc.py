@@ -75,6 +75,15 @@ def _sample(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
 
 
+def _encoded(batch: disentangle.Batch, out: disentangle.S3VAEOutput, model: disentangle.S3VAE,
+             index: tuple) -> torch.Tensor:
+    """The features of the frames that ``index`` (sequences, frames) picks: cut from ``out.features``
+    where the encoder is frame-wise, else those frames encoded on their own (frames interact there)."""
+    if getattr(model.encoder, "framewise", False):
+        return out.features[index]
+    return model.encoder(batch["x"].to(out.features.device)[index])
+
+
 class TripletSCC(disentangle.Regularizer):
     """Static consistency: z_f of a sequence is close to z_f of its time-shuffled copy (or: z_f of
     its first half to z_f of its second half) and far from z_f of another sequence."""
@@ -125,11 +134,7 @@ class TripletSCC(disentangle.Regularizer):
         device = out.features.device
         perm = shuffle_frames(b, t, device=device)  # drawn where the batch is: no host copy, no wait
         rows = torch.arange(b, device=device).unsqueeze(1)
-        if getattr(model.encoder, "framewise", False):
-            features = out.features[rows, perm]
-        else:
-            features = model.encoder(batch["x"].to(device)[rows, perm])
-        pos_mean, pos_logvar = model.static_posterior(features)
+        pos_mean, pos_logvar = model.static_posterior(_encoded(batch, out, model, (rows, perm)))
         if self.use_mean:
             return out.f_mean, pos_mean
         return out.f, _sample(pos_mean, pos_logvar)
@@ -142,11 +147,8 @@ class TripletSCC(disentangle.Regularizer):
                 f"triplet-scc with positive = \"other-half\" needs sequences of at least 2 frames, got {t}",
                 hint="lengthen the sequences (data.seq_len) or use positive = \"shuffled\"")
         h = t // 2
-        if getattr(model.encoder, "framewise", False):
-            first, second = out.features[:, :h], out.features[:, h:]
-        else:  # frames interact in the encoder: each half is encoded on its own
-            x = batch["x"].to(out.features.device)
-            first, second = model.encoder(x[:, :h]), model.encoder(x[:, h:])
+        first = _encoded(batch, out, model, (slice(None), slice(None, h)))  # each half on its own
+        second = _encoded(batch, out, model, (slice(None), slice(h, None)))
         (a_mean, a_logvar), (p_mean, p_logvar) = model.static_posterior(first), model.static_posterior(second)
         if self.use_mean:
             return a_mean, p_mean
