@@ -9,6 +9,7 @@ script reads (``$NAME`` or ``${NAME…}``), and the script must exist.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -52,6 +53,7 @@ def stored_commands(value) -> list[str]:
     return [s for v in items for s in stored_commands(v)]
 
 
+@functools.cache
 def documented() -> list[tuple[str, str, str]]:
     found = [(str(f.relative_to(ROOT)), *s) for f in DOCS for s in settings(f.read_text())]
     for f in sorted((ROOT / "benchmarks" / "results").rglob("*.json")):

@@ -12,6 +12,7 @@ columns are compared cell by cell with the paper's Tables 1 and 3, read from its
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -47,12 +48,14 @@ def ceiling(values: list[float]) -> list[str]:
     return [short(lo)] if lo == hi else [short(lo), short(hi)]
 
 
+@functools.cache
 def sprites_gpu_judge() -> dict:
     return json.loads((RESULTS / "h200" / "sprites-fg1000-20ep" / "eval.json").read_text())["judge"]
 
 
+@functools.cache
 def table1_summary():
-    """benchmarks/table1_summary.py as a module (a script, not part of the package)."""
+    """benchmarks/table1_summary.py as a module (a script, not part of the package), loaded once."""
     spec = importlib.util.spec_from_file_location("table1_summary", ROOT / "benchmarks" / "table1_summary.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
