@@ -93,16 +93,24 @@ def sprites_longer_acc() -> dict[str, list[str]]:
     return {p: pm(summary[p]["3600"]["Acc"]) for p in ("full", "baseline")}
 
 
+def sprites_longer_ablation_acc() -> list[str]:
+    """No-SCC and No-MI continued to 3,600 steps on seed 0, then the full model's seed 0 beside them."""
+    data = load(SPRITES_CPU["twice the conv channels"])
+    runs = data["longer_3600_seed0_no_scc_no_mi"]["runs"]
+    full = data["longer_3600_seed0"]["runs"]["full"]
+    return [f"{100 * r['3600']['Acc']:.1f}" for r in (runs["no-scc"], runs["no-mi"], full)]
+
+
 def sprites_cpu() -> list[str]:
     """Section 6 (2,400 steps) with its IS and judge ceiling, then its 4,800 steps, its twice the
-    conv channels and those continued to 3,600 steps."""
+    conv channels, those continued to 3,600 steps, and No-SCC and No-MI so continued on one seed."""
     log = load("sprites-mi-club-reduced-cpu.json")["judge"]["log"][-1]  # the judge section 6 scored with
     held_out = [float(v) for v in re.findall(r"\b[a-z]+ (\d\.\d+)", log.split("real test data:")[1])]
     full_is = load(SPRITES_CPU["section 6"])["summary"]["full"]["IS"][0]
     out = [x for v in sprites_cpu_acc("section 6").values() for x in v] + [f"{full_is:.2f}", *ceiling(held_out)]
     for which in ("4,800 steps", "twice the conv channels"):
         out += [x for v in sprites_cpu_acc(which).values() for x in v]
-    return out + [x for v in sprites_longer_acc().values() for x in v]
+    return out + [x for v in sprites_longer_acc().values() for x in v] + sprites_longer_ablation_acc()
 
 
 def smmnist_gpu_acc() -> dict[str, list[str]]:
