@@ -98,7 +98,7 @@ def sprites_longer_ablation_acc() -> list[str]:
     data = load(SPRITES_CPU["twice the conv channels"])
     runs = data["longer_3600_seed0_no_scc_no_mi"]["runs"]
     full = data["longer_3600_seed0"]["runs"]["full"]
-    return [f"{100 * r['3600']['Acc']:.1f}" for r in (runs["no-scc"], runs["no-mi"], full)]
+    return [pct(r["3600"]["Acc"]) for r in (runs["no-scc"], runs["no-mi"], full)]
 
 
 def sprites_cpu() -> list[str]:
