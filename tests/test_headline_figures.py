@@ -94,16 +94,14 @@ def sprites_longer_acc() -> dict[str, list[str]]:
 
 
 def sprites_longer_ablation_acc() -> list[str]:
-    """No-SCC and No-MI continued to 3,600 steps on seed 0, then the full model's seed 0 beside them."""
-    data = load(SPRITES_CPU["twice the conv channels"])
-    runs = data["longer_3600_seed0_no_scc_no_mi"]["runs"]
-    full = data["longer_3600_seed0"]["runs"]["full"]
-    return [pct(r["3600"]["Acc"]) for r in (runs["no-scc"], runs["no-mi"], full)]
+    """No-SCC and No-MI continued to 3,600 steps on seeds 0 and 1, then the full model on the same seeds."""
+    summary = load(SPRITES_CPU["twice the conv channels"])["longer_3600_seed1_no_scc_no_mi"]["seeds_0_1"]
+    return [x for p in ("no-scc", "no-mi", "full") for x in pm(summary[p]["3600"]["Acc"])]
 
 
 def sprites_cpu() -> list[str]:
     """Section 6 (2,400 steps) with its IS and judge ceiling, then its 4,800 steps, its twice the
-    conv channels, those continued to 3,600 steps, and No-SCC and No-MI so continued on one seed."""
+    conv channels, those continued to 3,600 steps, and No-SCC and No-MI so continued on two seeds."""
     log = load("sprites-mi-club-reduced-cpu.json")["judge"]["log"][-1]  # the judge section 6 scored with
     held_out = [float(v) for v in re.findall(r"\b[a-z]+ (\d\.\d+)", log.split("real test data:")[1])]
     full_is = load(SPRITES_CPU["section 6"])["summary"]["full"]["IS"][0]
