@@ -93,10 +93,10 @@ def sprites_longer_acc() -> dict[str, list[str]]:
     return {p: pm(summary[p]["3600"]["Acc"]) for p in ("full", "baseline")}
 
 
-def sprites_longer_ablation_acc() -> list[str]:
+def sprites_longer_ablation_acc() -> dict[str, list[str]]:
     """No-SCC and No-MI continued to 3,600 steps on seeds 0 and 1, then the full model on the same seeds."""
     summary = load(SPRITES_CPU["twice the conv channels"])["longer_3600_seed1_no_scc_no_mi"]["seeds_0_1"]
-    return [x for p in ("no-scc", "no-mi", "full") for x in pm(summary[p]["3600"]["Acc"])]
+    return {p: pm(summary[p]["3600"]["Acc"]) for p in ("no-scc", "no-mi", "full")}
 
 
 def sprites_cpu() -> list[str]:
@@ -108,7 +108,9 @@ def sprites_cpu() -> list[str]:
     out = [x for v in sprites_cpu_acc("section 6").values() for x in v] + [f"{full_is:.2f}", *ceiling(held_out)]
     for which in ("4,800 steps", "twice the conv channels"):
         out += [x for v in sprites_cpu_acc(which).values() for x in v]
-    return out + [x for v in sprites_longer_acc().values() for x in v] + sprites_longer_ablation_acc()
+    for longer in (sprites_longer_acc(), sprites_longer_ablation_acc()):
+        out += [x for v in longer.values() for x in v]
+    return out
 
 
 def smmnist_gpu_acc() -> dict[str, list[str]]:
