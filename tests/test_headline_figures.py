@@ -288,7 +288,7 @@ def table1_expected() -> dict[str, dict[str, list[str]]]:
         "Sprites: a quarter of the conv channels": sprites_cpu_acc("section 6"),
         "Sprites: the same, 4,800 steps": sprites_cpu_acc("4,800 steps"),
         "Sprites: half the conv channels": sprites_cpu_acc("twice the conv channels"),
-        "Sprites: the same, 3,600 steps": sprites_longer_acc(),
+        "Sprites: the same, 3,600 steps": {**sprites_longer_acc(), **sprites_longer_ablation_acc()},
         "SMMNIST: the recipe's model": smmnist_gpu_acc(),
         "SMMNIST: a small model": smmnist_cpu_acc(),
     }
