@@ -8,19 +8,15 @@ by hand or left behind by a rerun fails.
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import pytest
+from test_headline_figures import ROOT, SPRITES_CPU, TABLE1_NAMES, load, split_row
 
-ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results.md"
-RESULTS = ROOT / "benchmarks" / "results" / "sprites-conv32-reduced-cpu.json"
 HEADER = re.compile(r"^\| 32–256, seed (\d) \|")
-PRESETS = {"full": "full", "baseline": "baseline", "baseline-sv": "baseline-sv", "No-DFP": "no-dfp",
-           "No-SCC": "no-scc", "No-MI": "no-mi"}
+PRESETS = {name: preset for preset, name in TABLE1_NAMES.items()}  # "No-DFP": "no-dfp"
 
 
 def rounded(x: float, places: str) -> set[str]:
@@ -54,10 +50,6 @@ def column(name: str):
     return COLUMNS[name]
 
 
-def split_row(line: str) -> list[str]:
-    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
-
-
 def tables() -> list[tuple[int, int, list[list[str]]]]:
     """(line number, seed, rows with the header first) of each per-seed table."""
     lines = DOC.read_text().splitlines()
@@ -88,7 +80,7 @@ def test_there_are_per_seed_tables():
 
 @pytest.mark.parametrize("line, seed, rows", tables(), ids=lambda v: str(v) if isinstance(v, int) else "")
 def test_per_seed_table_is_the_json(line, seed, rows):
-    results = json.loads(RESULTS.read_text())
+    results = load(SPRITES_CPU["twice the conv channels"])
     header, body = rows[0], rows[1:]
     assert header[1] == "steps"
     for row in body:
