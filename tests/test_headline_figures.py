@@ -94,23 +94,25 @@ def sprites_longer_acc() -> dict[str, list[str]]:
 
 
 def sprites_longer_ablation_acc() -> dict[str, list[str]]:
-    """No-SCC and No-MI continued to 3,600 steps, 3 seeds (the full model's are sprites_longer_acc's)."""
-    summary = load(SPRITES_CPU["twice the conv channels"])["longer_3600_seed2_no_scc_no_mi"]["seeds_0_1_2"]
-    return {p: pm(summary[p]["3600"]["Acc"]) for p in ("no-scc", "no-mi")}
+    """Baseline-sv, No-DFP, No-SCC and No-MI continued to 3,600 steps, 3 seeds (the full model's and
+    the baseline's are sprites_longer_acc's)."""
+    results = load(SPRITES_CPU["twice the conv channels"])
+    summaries = {("baseline-sv", "no-dfp"): results["longer_3600_seed2_baseline_sv_no_dfp"]["seeds_0_1_2"],
+                 ("no-scc", "no-mi"): results["longer_3600_seed2_no_scc_no_mi"]["seeds_0_1_2"]}
+    return {p: pm(summary[p]["3600"]["Acc"]) for presets, summary in summaries.items() for p in presets}
 
 
 def sprites_cpu() -> list[str]:
     """Section 6 (2,400 steps) with its IS and judge ceiling, then its 4,800 steps, its twice the
-    conv channels, those continued to 3,600 steps, and No-SCC and No-MI so continued."""
+    conv channels, and all six presets of those continued to 3,600 steps."""
     log = load("sprites-mi-club-reduced-cpu.json")["judge"]["log"][-1]  # the judge section 6 scored with
     held_out = [float(v) for v in re.findall(r"\b[a-z]+ (\d\.\d+)", log.split("real test data:")[1])]
     full_is = load(SPRITES_CPU["section 6"])["summary"]["full"]["IS"][0]
     out = [x for v in sprites_cpu_acc("section 6").values() for x in v] + [f"{full_is:.2f}", *ceiling(held_out)]
     for which in ("4,800 steps", "twice the conv channels"):
         out += [x for v in sprites_cpu_acc(which).values() for x in v]
-    for longer in (sprites_longer_acc(), sprites_longer_ablation_acc()):
-        out += [x for v in longer.values() for x in v]
-    return out
+    longer = {**sprites_longer_acc(), **sprites_longer_ablation_acc()}
+    return out + [x for p in PRESETS for x in longer[p]]
 
 
 def smmnist_gpu_acc() -> dict[str, list[str]]:

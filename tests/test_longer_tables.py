@@ -16,6 +16,7 @@ from test_headline_figures import ROOT, SPRITES_CPU, TABLE1_NAMES, load, split_r
 
 DOC = ROOT / "docs" / "results.md"
 HEADER = re.compile(r"^\| 32–256, seed (\d) \|")
+MEANS_HEADER = re.compile(r"^\| 32–256, 3 seeds, ([\d,]+) steps \|")
 PRESETS = {name: preset for preset, name in TABLE1_NAMES.items()}  # "No-DFP": "no-dfp"
 
 
@@ -50,18 +51,19 @@ def column(name: str):
     return COLUMNS[name]
 
 
-def tables() -> list[tuple[int, int, list[list[str]]]]:
-    """(line number, seed, rows with the header first) of each per-seed table."""
+def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]]:
+    """(line number, the header's number, rows with the header first) of each table whose header
+    matches: the per-seed tables (their seed) or the three-seed means (their steps)."""
     lines = DOC.read_text().splitlines()
     found = []
     for i, line in enumerate(lines):
-        match = HEADER.match(line)
+        match = header.match(line)
         if match:
             rows, j = [split_row(line)], i + 2
             while j < len(lines) and lines[j].startswith("|"):
                 rows.append(split_row(lines[j]))
                 j += 1
-            found.append((i + 1, int(match.group(1)), rows))
+            found.append((i + 1, int(match.group(1).replace(",", "")), rows))
     return found
 
 
@@ -91,3 +93,41 @@ def test_per_seed_table_is_the_json(line, seed, rows):
         for name, cell in zip(header[2:], row[2:]):
             assert cell.strip("*") in column(name)(figures), (
                 f"docs/results.md:{line}: seed {seed}, {row[0]}, {steps} steps, {name!r}")
+
+
+MEAN_COLUMNS = {  # column name: the figures' key and the scale of its "mean ± std"
+    "appearance kept with z_f (%)": ("appearance", 100, "0.1"),
+    "direction kept with z_1:T (%)": ("direction", 100, "0.1"),
+    "Acc (%)": ("Acc", 100, "0.1"),
+    "IS": ("IS", 1, "0.001"),
+    "H(y\\|x)": ("H(y|x)", 1, "0.001"),
+}
+
+
+def seed_means(results: dict, preset: str, steps: int) -> dict:
+    """The three-seed means of one preset at one step count: the full model's and the baseline's in
+    ``longer_3600_seeds_0_1_2``, the ablation's in the ``seeds_0_1_2`` of its seed-2 entry."""
+    found = [results[k] for k in results if k == f"longer_{steps}_seeds_0_1_2" and preset in results[k]]
+    found += [results[k]["seeds_0_1_2"] for k in results
+              if re.fullmatch(rf"longer_{steps}_seed2_.+", k) and preset in results[k].get("seeds_0_1_2", {})]
+    assert len(found) == 1, f"{preset}, {steps} steps: {len(found)} three-seed means in the JSON"
+    return found[0][preset][str(steps)]
+
+
+def test_there_are_mean_tables():
+    assert len(tables(MEANS_HEADER)) >= 2
+
+
+@pytest.mark.parametrize("line, steps, rows", tables(MEANS_HEADER), ids=lambda v: str(v) if isinstance(v, int) else "")
+def test_mean_table_is_the_json(line, steps, rows):
+    results = load(SPRITES_CPU["twice the conv channels"])
+    header, body = rows[0], rows[1:]
+    for row in body:
+        assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
+        means = seed_means(results, PRESETS[row[0]], steps)
+        for name, cell in zip(header[1:], row[1:]):
+            key, scale, places = MEAN_COLUMNS[name]
+            mean, std, n = means[key]
+            assert n == 3
+            want = {f"{m} ± {s}" for m in rounded(scale * mean, places) for s in rounded(scale * std, places)}
+            assert cell.strip("*") in want, f"docs/results.md:{line}: {row[0]}, {name!r}: {cell} not in {want}"
