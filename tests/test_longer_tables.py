@@ -1,7 +1,8 @@
-"""The per-seed tables of the longer Sprites runs say what the results' JSON says.
+"""The tables of the longer Sprites runs say what the results' JSON says.
 
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
-headed "| 32–256, seed S |": one row per preset and step count. Every cell here is formatted from
+headed "| 32–256, seed S |": one row per preset and step count; their three-seed means stand in
+tables headed "| 32–256, 3 seeds, N steps |", one row per preset. Every cell here is formatted from
 ``longer_*`` entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed
 by hand or left behind by a rerun fails.
 """
@@ -28,27 +29,37 @@ def rounded(x: float, places: str) -> set[str]:
     return {str(exact.quantize(Decimal(places), rounding=r)) for r in (ROUND_HALF_UP, ROUND_HALF_DOWN)}
 
 
-def pct(x: float) -> set[str]:
-    return rounded(100 * x, "0.1")
-
-
-COLUMNS = {  # column name: the cell formatted from one run's figures
-    "appearance kept with z_f (%)": lambda f: pct(f["appearance"]),
-    "trouser colour (%)": lambda f: pct(f["bottom"]),
-    "direction kept with z_1:T (%)": lambda f: pct(f["direction"]),
-    "Acc (%)": lambda f: pct(f["Acc"]),
-    "IS": lambda f: rounded(f["IS"], "0.001"),
-    "H(y\\|x)": lambda f: rounded(f["H(y|x)"], "0.001"),
-    "KL z_f / z_1:T (nats)": lambda f: {f"{a} / {b}" for a in rounded(f["kl_f_last100"], "1")
-                                        for b in rounded(f["kl_z_last100"], "1")},
-    "recon. MSE": lambda f: rounded(f["recon_mse"], "0.0001"),
+FORMATS = {  # column name: the figures' key, the scale a cell shows it at and the places it gives
+    "appearance kept with z_f (%)": ("appearance", 100, "0.1"),
+    "trouser colour (%)": ("bottom", 100, "0.1"),
+    "direction kept with z_1:T (%)": ("direction", 100, "0.1"),
+    "Acc (%)": ("Acc", 100, "0.1"),
+    "IS": ("IS", 1, "0.001"),
+    "H(y\\|x)": ("H(y|x)", 1, "0.001"),
+    "recon. MSE": ("recon_mse", 1, "0.0001"),
+    "referee on draws (nats)": ("referee_draws", 1, "0.1"),
 }
 
 
-def column(name: str):
-    if name.startswith("referee on draws (nats"):
-        return lambda f: rounded(f["referee_draws"], "0.1")
-    return COLUMNS[name]
+def column_format(name: str) -> tuple[str, float, str]:
+    """The format of a column; the referee's header may carry a note ("(nats; ≤ 0: none found)")."""
+    return FORMATS["referee on draws (nats)" if name.startswith("referee on draws (nats") else name]
+
+
+def run_cell(name: str, figures: dict) -> set[str]:
+    """The cell of one run's figures under column ``name``, as a reader may round it."""
+    if name == "KL z_f / z_1:T (nats)":
+        return {f"{a} / {b}" for a in rounded(figures["kl_f_last100"], "1") for b in rounded(figures["kl_z_last100"], "1")}
+    key, scale, places = column_format(name)
+    return rounded(scale * figures[key], places)
+
+
+def mean_cell(name: str, means: dict) -> set[str]:
+    """The ``mean ± std`` cell of three seeds' means under column ``name``."""
+    key, scale, places = column_format(name)
+    mean, std, n = means[key]
+    assert n == 3, f"{key}: the mean of {n} seeds, not 3"
+    return {f"{m} ± {s}" for m in rounded(scale * mean, places) for s in rounded(scale * std, places)}
 
 
 def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]]:
@@ -91,23 +102,15 @@ def test_per_seed_table_is_the_json(line, seed, rows):
         steps = int(row[1].strip("*").replace(",", ""))
         figures = run_figures(results, seed, preset, steps)
         for name, cell in zip(header[2:], row[2:]):
-            assert cell.strip("*") in column(name)(figures), (
+            assert cell.strip("*") in run_cell(name, figures), (
                 f"docs/results.md:{line}: seed {seed}, {row[0]}, {steps} steps, {name!r}")
-
-
-MEAN_COLUMNS = {  # column name: the figures' key and the scale of its "mean ± std"
-    "appearance kept with z_f (%)": ("appearance", 100, "0.1"),
-    "direction kept with z_1:T (%)": ("direction", 100, "0.1"),
-    "Acc (%)": ("Acc", 100, "0.1"),
-    "IS": ("IS", 1, "0.001"),
-    "H(y\\|x)": ("H(y|x)", 1, "0.001"),
-}
 
 
 def seed_means(results: dict, preset: str, steps: int) -> dict:
     """The three-seed means of one preset at one step count: the full model's and the baseline's in
     ``longer_3600_seeds_0_1_2``, the ablation's in the ``seeds_0_1_2`` of its seed-2 entry."""
-    found = [results[k] for k in results if k == f"longer_{steps}_seeds_0_1_2" and preset in results[k]]
+    pooled = results.get(f"longer_{steps}_seeds_0_1_2", {})
+    found = [pooled] if preset in pooled else []
     found += [results[k]["seeds_0_1_2"] for k in results
               if re.fullmatch(rf"longer_{steps}_seed2_.+", k) and preset in results[k].get("seeds_0_1_2", {})]
     assert len(found) == 1, f"{preset}, {steps} steps: {len(found)} three-seed means in the JSON"
@@ -126,8 +129,5 @@ def test_mean_table_is_the_json(line, steps, rows):
         assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
         means = seed_means(results, PRESETS[row[0]], steps)
         for name, cell in zip(header[1:], row[1:]):
-            key, scale, places = MEAN_COLUMNS[name]
-            mean, std, n = means[key]
-            assert n == 3
-            want = {f"{m} ± {s}" for m in rounded(scale * mean, places) for s in rounded(scale * std, places)}
+            want = mean_cell(name, means)
             assert cell.strip("*") in want, f"docs/results.md:{line}: {row[0]}, {name!r}: {cell} not in {want}"
