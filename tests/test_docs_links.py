@@ -1,6 +1,6 @@
 """Every relative link in the README and docs/ points at a file that exists, and every #anchor at a
 heading of that file (GitHub's heading ids), so moving a file or renaming a heading breaks a test,
-not a reader's click."""
+not a reader's click; a page's "## Contents" lists its headings."""
 
 import functools
 import re
@@ -21,20 +21,24 @@ def prose(text: str) -> str:
 
 
 @functools.cache
-def heading_ids(page: Path) -> frozenset[str]:
-    """The ids GitHub gives a page's headings (read once per page): lower case, punctuation dropped, spaces to hyphens,
-    repeats numbered -1, -2, ..."""
+def headings(page: Path) -> tuple[tuple[int, str, str], ...]:
+    """(level, title, GitHub's id) of each heading of a page, in order (read once per page): the id is
+    the title in lower case, punctuation dropped, spaces to hyphens, repeats numbered -1, -2, ..."""
     seen: Counter[str] = Counter()
-    ids = set()
+    found = []
     for line in FENCE.sub("", page.read_text()).splitlines():
-        m = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        m = re.match(r"(#{1,6})\s+(.*?)\s*#*\s*$", line)
         if not m:
             continue
-        title = re.sub(r"`|\*\*|__|\[([^\]]*)\]\([^)]*\)", lambda g: g.group(1) or "", m.group(1))
+        title = re.sub(r"`|\*\*|__|\[([^\]]*)\]\([^)]*\)", lambda g: g.group(1) or "", m.group(2))
         slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
-        ids.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
+        found.append((len(m.group(1)), title, f"{slug}-{seen[slug]}" if seen[slug] else slug))
         seen[slug] += 1
-    return frozenset(ids)
+    return tuple(found)
+
+
+def heading_ids(page: Path) -> frozenset[str]:
+    return frozenset(anchor for _, _, anchor in headings(page))
 
 
 def links():
@@ -56,3 +60,23 @@ def test_link_resolves(page: Path, target: str):
 
 def test_pages_have_links():
     assert len(list(links())) > 20  # the link pattern still matches what the docs write
+
+
+CONTENTS_ENTRY = re.compile(r"^( *)- \[(.+)\]\(#([^)]+)\)$")
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if "\n## Contents\n" in p.read_text()], ids=lambda p: p.name)
+def test_contents_lists_every_heading(page: Path):
+    """A page's "## Contents" lists each heading after it down to ####, in order, nested by level, so
+    that a section added without its entry (or an entry left behind) fails."""
+    text = page.read_text()
+    listed = text.split("\n## Contents\n", 1)[1].split("\n## ", 1)[0]
+    entries = []
+    for line in listed.strip().splitlines():
+        m = CONTENTS_ENTRY.match(line)
+        assert m, f"{page.name}: not a contents entry: {line!r}"
+        entries.append((2 + len(m.group(1)) // 2, m.group(2), m.group(3)))
+    after = list(headings(page))
+    after = after[[title for _, title, _ in after].index("Contents") + 1:]
+    want = [(level, title, anchor) for level, title, anchor in after if level <= 4]
+    assert entries == want, f"{page.name}: its contents and its headings differ"
