@@ -1,10 +1,11 @@
 """The tables of the longer Sprites runs say what the results' JSON says.
 
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
-headed "| 32–256, seed S |": one row per preset and step count; their three-seed means stand in
-tables headed "| 32–256, 3 seeds, N steps |", one row per preset. Every cell here is formatted from
-``longer_*`` entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed
-by hand or left behind by a rerun fails.
+headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
+count; their three-seed means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per
+preset. Every cell here is formatted from ``longer_*`` (and ``label_weight_*``) entries of
+benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or left behind by
+a rerun fails.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ DOC = ROOT / "docs" / "results.md"
 HEADER = re.compile(r"^\| 32–256, seed (\d) \|")
 MEANS_HEADER = re.compile(r"^\| 32–256, 3 seeds, ([\d,]+) steps \|")
 PRESETS = {name: preset for preset, name in TABLE1_NAMES.items()}  # "No-DFP": "no-dfp"
+LABEL_WEIGHT = re.compile(r"baseline-sv, label weight ([\d,]+)")  # baseline-sv at another weight: "sv100"
+
+
+def preset_of(row: str) -> str:
+    """The preset a row names: "No-DFP (above)" is no-dfp; "baseline-sv, label weight 100" is sv100,
+    baseline-sv with its label-supervised task at weight 100."""
+    name = row.removesuffix(" (above)")
+    weight = LABEL_WEIGHT.fullmatch(name)
+    return f"sv{weight.group(1).replace(',', '')}" if weight else PRESETS[name]
 
 
 def rounded(x: float, places: str) -> set[str]:
@@ -79,8 +89,9 @@ def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]
 
 
 def run_figures(results: dict, seed: int, preset: str, steps: int) -> dict:
-    """The one ``longer_*_seed{seed}*`` entry that holds this preset at this step count."""
-    keys = [k for k in results if re.fullmatch(rf"longer_\d+_seed{seed}(_.*)?", k)]
+    """The one ``longer_*_seed{seed}*`` or ``label_weight_seed{seed}`` entry that holds this preset
+    at this step count."""
+    keys = [k for k in results if re.fullmatch(rf"(longer_\d+|label_weight)_seed{seed}(_.*)?", k)]
     found = [results[k]["runs"][preset][str(steps)] for k in keys
              if str(steps) in results[k].get("runs", {}).get(preset, {})]
     assert len(found) == 1, f"seed {seed}, {preset}, {steps} steps: {len(found)} entries in the JSON"
@@ -98,7 +109,7 @@ def test_per_seed_table_is_the_json(line, seed, rows):
     assert header[1] == "steps"
     for row in body:
         assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
-        preset = PRESETS[row[0].removesuffix(" (above)")]
+        preset = preset_of(row[0])
         steps = int(row[1].strip("*").replace(",", ""))
         figures = run_figures(results, seed, preset, steps)
         for name, cell in zip(header[2:], row[2:]):
