@@ -37,7 +37,9 @@ def headings(page: Path) -> tuple[tuple[int, str, str], ...]:
     return tuple(found)
 
 
+@functools.cache
 def heading_ids(page: Path) -> frozenset[str]:
+    """The ids of a page's headings, for the links that point at them."""
     return frozenset(anchor for _, _, anchor in headings(page))
 
 
