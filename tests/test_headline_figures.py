@@ -102,9 +102,17 @@ def sprites_longer_ablation_acc() -> dict[str, list[str]]:
     return {p: pm(summary[p]["3600"]["Acc"]) for p in ("baseline-sv", "no-dfp", "no-scc", "no-mi")}
 
 
+def sprites_label_weight_acc() -> list[str]:
+    """Baseline-sv with its label task at weight 100, at twice the conv channels and 3,600 steps,
+    3 seeds."""
+    means = load(SPRITES_CPU["twice the conv channels"])["label_weight_seed2"]["seeds_0_1_2"]
+    return pm(means["sv100"]["3600"]["Acc"])
+
+
 def sprites_cpu() -> list[str]:
     """Section 6 (2,400 steps) with its IS and judge ceiling, then its 4,800 steps, its twice the
-    conv channels, and all six presets of those continued to 3,600 steps."""
+    conv channels, all six presets of those continued to 3,600 steps, and baseline-sv there at
+    label weight 100."""
     log = load("sprites-mi-club-reduced-cpu.json")["judge"]["log"][-1]  # the judge section 6 scored with
     held_out = [float(v) for v in re.findall(r"\b[a-z]+ (\d\.\d+)", log.split("real test data:")[1])]
     full_is = load(SPRITES_CPU["section 6"])["summary"]["full"]["IS"][0]
@@ -112,7 +120,7 @@ def sprites_cpu() -> list[str]:
     for which in ("4,800 steps", "twice the conv channels"):
         out += [x for v in sprites_cpu_acc(which).values() for x in v]
     longer = {**sprites_longer_acc(), **sprites_longer_ablation_acc()}
-    return out + [x for p in PRESETS for x in longer[p]]
+    return out + [x for p in PRESETS for x in longer[p]] + sprites_label_weight_acc()
 
 
 def smmnist_gpu_acc() -> dict[str, list[str]]:

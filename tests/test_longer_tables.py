@@ -3,7 +3,7 @@
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
 headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
 count; their three-seed means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per
-preset. Every cell here is formatted from ``longer_*`` (and ``label_weight_*``) entries of
+preset (or label weight). Every cell here is formatted from ``longer_*`` (and ``label_weight_*``) entries of
 benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or left behind by
 a rerun fails.
 """
@@ -119,13 +119,14 @@ def test_per_seed_table_is_the_json(line, seed, rows):
 
 def seed_means(results: dict, preset: str, steps: int) -> dict:
     """The three-seed means of one preset at one step count: the full model's and the baseline's in
-    ``longer_3600_seeds_0_1_2``, the ablation's in the ``seeds_0_1_2`` of its seed-2 entry."""
-    pooled = results.get(f"longer_{steps}_seeds_0_1_2", {})
-    found = [pooled] if preset in pooled else []
-    found += [results[k]["seeds_0_1_2"] for k in results
-              if re.fullmatch(rf"longer_{steps}_seed2_.+", k) and preset in results[k].get("seeds_0_1_2", {})]
+    ``longer_3600_seeds_0_1_2``, the others' in the ``seeds_0_1_2`` of their seed-2 entry
+    (``longer_3600_seed2_no_scc_no_mi``, ``label_weight_seed2``, ...)."""
+    pools = [v for k, v in results.items() if re.fullmatch(r"longer_\d+_seeds_0_1_2", k)]
+    pools += [v["seeds_0_1_2"] for k, v in results.items()
+              if re.fullmatch(r"(longer_\d+|label_weight)_seed2(_.*)?", k) and "seeds_0_1_2" in v]
+    found = [pool[preset][str(steps)] for pool in pools if str(steps) in pool.get(preset, {})]
     assert len(found) == 1, f"{preset}, {steps} steps: {len(found)} three-seed means in the JSON"
-    return found[0][preset][str(steps)]
+    return found[0]
 
 
 def test_there_are_mean_tables():
@@ -138,7 +139,7 @@ def test_mean_table_is_the_json(line, steps, rows):
     header, body = rows[0], rows[1:]
     for row in body:
         assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
-        means = seed_means(results, PRESETS[row[0]], steps)
+        means = seed_means(results, preset_of(row[0]), steps)
         for name, cell in zip(header[1:], row[1:]):
             want = mean_cell(name, means)
             assert cell.strip("*") in want, f"docs/results.md:{line}: {row[0]}, {name!r}: {cell} not in {want}"
