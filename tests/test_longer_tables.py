@@ -3,9 +3,9 @@
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
 headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
 count; their three-seed means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per
-preset (or label weight). Every cell here is formatted from ``longer_*`` (and ``label_weight_*``) entries of
-benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or left behind by
-a rerun fails.
+preset (or label weight). Every cell here is formatted from ``longer_*`` (and ``label_weight_*``)
+entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or
+left behind by a rerun fails.
 """
 
 from __future__ import annotations
