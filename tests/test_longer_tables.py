@@ -88,12 +88,15 @@ def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]
     return found
 
 
+def seed_entries(results: dict, seed: int) -> list[dict]:
+    """The entries of one seed's runs: ``longer_*_seed{seed}*`` and ``label_weight_seed{seed}*``."""
+    return [v for k, v in results.items() if re.fullmatch(rf"(longer_\d+|label_weight)_seed{seed}(_.*)?", k)]
+
+
 def run_figures(results: dict, seed: int, preset: str, steps: int) -> dict:
-    """The one ``longer_*_seed{seed}*`` or ``label_weight_seed{seed}`` entry that holds this preset
-    at this step count."""
-    keys = [k for k in results if re.fullmatch(rf"(longer_\d+|label_weight)_seed{seed}(_.*)?", k)]
-    found = [results[k]["runs"][preset][str(steps)] for k in keys
-             if str(steps) in results[k].get("runs", {}).get(preset, {})]
+    """The one entry of this seed that holds this preset at this step count."""
+    found = [entry["runs"][preset][str(steps)] for entry in seed_entries(results, seed)
+             if str(steps) in entry.get("runs", {}).get(preset, {})]
     assert len(found) == 1, f"seed {seed}, {preset}, {steps} steps: {len(found)} entries in the JSON"
     return found[0]
 
@@ -122,8 +125,7 @@ def seed_means(results: dict, preset: str, steps: int) -> dict:
     ``longer_3600_seeds_0_1_2``, the others' in the ``seeds_0_1_2`` of their seed-2 entry
     (``longer_3600_seed2_no_scc_no_mi``, ``label_weight_seed2``, ...)."""
     pools = [v for k, v in results.items() if re.fullmatch(r"longer_\d+_seeds_0_1_2", k)]
-    pools += [v["seeds_0_1_2"] for k, v in results.items()
-              if re.fullmatch(r"(longer_\d+|label_weight)_seed2(_.*)?", k) and "seeds_0_1_2" in v]
+    pools += [entry["seeds_0_1_2"] for entry in seed_entries(results, 2) if "seeds_0_1_2" in entry]
     found = [pool[preset][str(steps)] for pool in pools if str(steps) in pool.get(preset, {})]
     assert len(found) == 1, f"{preset}, {steps} steps: {len(found)} three-seed means in the JSON"
     return found[0]
