@@ -3,9 +3,10 @@
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
 headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
 count; their three-seed means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per
-preset (or label weight). Every cell here is formatted from ``longer_*`` (and ``label_weight_*``)
-entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or
-left behind by a rerun fails.
+preset (or label weight); a table headed "| re-scored over N rounds |" holds checkpoints scored
+again over N rounds of the judge. Every cell here is formatted from ``longer_*`` (and
+``label_weight_*``, ``judge_rounds``) entries of benchmarks/results/sprites-conv32-reduced-cpu.json,
+so that a figure typed by hand or left behind by a rerun fails.
 """
 
 from __future__ import annotations
@@ -145,3 +146,36 @@ def test_mean_table_is_the_json(line, steps, rows):
         for name, cell in zip(header[1:], row[1:]):
             want = mean_cell(name, means)
             assert cell.strip("*") in want, f"docs/results.md:{line}: {row[0]}, {name!r}: {cell} not in {want}"
+
+
+ROUNDS_HEADER = re.compile(r"^\| re-scored over (\d) rounds \|")
+ROUNDS_ROW = re.compile(r"baseline-sv, label weight ([\d,]+), seed (\d)")
+
+
+def rounds_cells(figures: dict) -> list[set[str]]:
+    """The cells of one checkpoint scored over several rounds (``judge_rounds`` in the JSON): the
+    appearance and the direction as mean ± std over rounds, the Acc of all rounds and of round 0."""
+    def spread(key):
+        mean, std, _ = figures[key]
+        return {f"{m} ± {s}" for m in rounded(100 * mean, "0.1") for s in rounded(100 * std, "0.1")}
+    return [spread("appearance"), spread("direction"), rounded(100 * figures["Acc"], "0.1"),
+            rounded(100 * figures["Acc_one_round"], "0.1")]
+
+
+def test_rounds_table_is_the_json():
+    """The table of checkpoints scored again over 5 rounds says what ``judge_rounds`` says, and its
+    round-0 column is the Acc the per-seed tables report for that checkpoint."""
+    results = load(SPRITES_CPU["twice the conv channels"])
+    found = tables(ROUNDS_HEADER)
+    assert len(found) == 1
+    line, n, rows = found[0]
+    for row in rows[1:]:
+        weight, seed = ROUNDS_ROW.fullmatch(row[0]).groups()
+        preset = f"sv{weight}"
+        entry = f"label_weight_seed{seed}" + ("_weight_1" if weight == "1" else "")
+        steps = row[1].replace(",", "")
+        figures = results["judge_rounds"]["runs"][f"{entry}.{preset}"][steps]
+        assert figures["appearance"][2] == n, f"docs/results.md:{line}: {row[0]} scored over {figures['appearance'][2]} rounds"
+        assert figures["Acc_one_round"] == run_figures(results, int(seed), preset, int(steps))["Acc"]
+        for name, cell, want in zip(rows[0][2:], row[2:], rounds_cells(figures)):
+            assert cell in want, f"docs/results.md:{line}: {row[0]}, {steps} steps, {name!r}: {cell} not in {want}"
