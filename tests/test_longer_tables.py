@@ -65,11 +65,12 @@ def run_cell(name: str, figures: dict) -> set[str]:
     return rounded(scale * figures[key], places)
 
 
-def mean_cell(name: str, means: dict) -> set[str]:
-    """The ``mean ± std`` cell of three seeds' means under column ``name``."""
+def mean_cell(name: str, means: dict, count: int = 3) -> set[str]:
+    """The ``mean ± std`` cell under column ``name`` of figures pooled over ``count`` seeds (or
+    judge rounds)."""
     key, scale, places = column_format(name)
     mean, std, n = means[key]
-    assert n == 3, f"{key}: the mean of {n} seeds, not 3"
+    assert n == count, f"{key}: the mean of {n}, not {count}"
     return {f"{m} ± {s}" for m in rounded(scale * mean, places) for s in rounded(scale * std, places)}
 
 
@@ -149,33 +150,26 @@ def test_mean_table_is_the_json(line, steps, rows):
 
 
 ROUNDS_HEADER = re.compile(r"^\| re-scored over (\d) rounds \|")
-ROUNDS_ROW = re.compile(r"baseline-sv, label weight ([\d,]+), seed (\d)")
-
-
-def rounds_cells(figures: dict) -> list[set[str]]:
-    """The cells of one checkpoint scored over several rounds (``judge_rounds`` in the JSON): the
-    appearance and the direction as mean ± std over rounds, the Acc of all rounds and of round 0."""
-    def spread(key):
-        mean, std, _ = figures[key]
-        return {f"{m} ± {s}" for m in rounded(100 * mean, "0.1") for s in rounded(100 * std, "0.1")}
-    return [spread("appearance"), spread("direction"), rounded(100 * figures["Acc"], "0.1"),
-            rounded(100 * figures["Acc_one_round"], "0.1")]
+ROUNDS_ROW = re.compile(r"(.+), seed (\d)")  # "baseline-sv, label weight 1, seed 2"
 
 
 def test_rounds_table_is_the_json():
-    """The table of checkpoints scored again over 5 rounds says what ``judge_rounds`` says, and its
-    round-0 column is the Acc the per-seed tables report for that checkpoint."""
+    """The table of checkpoints scored again over N rounds says what ``judge_rounds`` says: the
+    appearance and the direction as mean ± std over the rounds, the Acc of all rounds, and that of
+    round 0 as the per-seed tables report it for that checkpoint."""
     results = load(SPRITES_CPU["twice the conv channels"])
     found = tables(ROUNDS_HEADER)
     assert len(found) == 1
-    line, n, rows = found[0]
+    line, rounds, rows = found[0]
+    header = rows[0]
+    assert header[2:] == ["appearance kept with z_f (%)", "direction kept with z_1:T (%)",
+                          f"Acc (%), {rounds} rounds", "Acc (%), round 0 (above)"]
     for row in rows[1:]:
-        weight, seed = ROUNDS_ROW.fullmatch(row[0]).groups()
-        preset = f"sv{weight}"
-        entry = f"label_weight_seed{seed}" + ("_weight_1" if weight == "1" else "")
-        steps = row[1].replace(",", "")
-        figures = results["judge_rounds"]["runs"][f"{entry}.{preset}"][steps]
-        assert figures["appearance"][2] == n, f"docs/results.md:{line}: {row[0]} scored over {figures['appearance'][2]} rounds"
+        name, seed = ROUNDS_ROW.fullmatch(row[0]).groups()
+        preset, steps = preset_of(name), row[1].replace(",", "")
+        figures = results["judge_rounds"]["runs"][preset][f"seed{seed}"][steps]
         assert figures["Acc_one_round"] == run_figures(results, int(seed), preset, int(steps))["Acc"]
-        for name, cell, want in zip(rows[0][2:], row[2:], rounds_cells(figures)):
-            assert cell in want, f"docs/results.md:{line}: {row[0]}, {steps} steps, {name!r}: {cell} not in {want}"
+        want = [mean_cell(header[2], figures, rounds), mean_cell(header[3], figures, rounds),
+                rounded(100 * figures["Acc"], "0.1"), rounded(100 * figures["Acc_one_round"], "0.1")]
+        for column, cell, cells in zip(header[2:], row[2:], want):
+            assert cell in cells, f"docs/results.md:{line}: {row[0]}, {steps} steps, {column!r}: {cell} not in {cells}"
