@@ -2,11 +2,12 @@
 
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
 headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
-count; their three-seed means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per
-preset (or label weight); a table headed "| re-scored over N rounds |" holds checkpoints scored
-again over N rounds of the judge. Every cell here is formatted from ``longer_*`` (and
-``label_weight_*``, ``judge_rounds``) entries of benchmarks/results/sprites-conv32-reduced-cpu.json,
-so that a figure typed by hand or left behind by a rerun fails.
+count, a row marked "(Intel)" being a run trained again on the Intel machines; their three-seed
+means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per preset (or label
+weight); a table headed "| re-scored over N rounds |" holds checkpoints scored again over N rounds
+of the judge. Every cell here is formatted from ``longer_*`` (and ``label_weight_*``,
+``judge_rounds``) entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure
+typed by hand or left behind by a rerun fails.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ HEADER = re.compile(r"^\| 32–256, seed (\d) \|")
 MEANS_HEADER = re.compile(r"^\| 32–256, 3 seeds, ([\d,]+) steps \|")
 PRESETS = {name: preset for preset, name in TABLE1_NAMES.items()}  # "No-DFP": "no-dfp"
 LABEL_WEIGHT = re.compile(r"baseline-sv, label weight ([\d,]+)")  # baseline-sv at another weight: "sv100"
+INTEL = " (Intel)"  # a run trained again on the Intel machines: an entry whose key ends "_intel"
 
 
 def preset_of(row: str) -> str:
     """The preset a row names: "No-DFP (above)" is no-dfp; "baseline-sv, label weight 100" is sv100,
-    baseline-sv with its label-supervised task at weight 100."""
-    name = row.removesuffix(" (above)")
+    baseline-sv with its label-supervised task at weight 100; "full (Intel)" is full."""
+    name = row.removesuffix(" (above)").removesuffix(INTEL)
     weight = LABEL_WEIGHT.fullmatch(name)
     return f"sv{weight.group(1).replace(',', '')}" if weight else PRESETS[name]
 
@@ -90,14 +92,17 @@ def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]
     return found
 
 
-def seed_entries(results: dict, seed: int) -> list[dict]:
-    """The entries of one seed's runs: ``longer_*_seed{seed}*`` and ``label_weight_seed{seed}*``."""
-    return [v for k, v in results.items() if re.fullmatch(rf"(longer_\d+|label_weight)_seed{seed}(_.*)?", k)]
+def seed_entries(results: dict, seed: int, intel: bool = False) -> list[dict]:
+    """The entries of one seed's runs: ``longer_*_seed{seed}*`` and ``label_weight_seed{seed}*``;
+    those of runs trained again on the Intel machines (``*_intel``) where ``intel``, else the others."""
+    return [v for k, v in results.items()
+            if re.fullmatch(rf"(longer_\d+|label_weight)_seed{seed}(_.*)?", k) and k.endswith("_intel") == intel]
 
 
-def run_figures(results: dict, seed: int, preset: str, steps: int) -> dict:
-    """The one entry of this seed that holds this preset at this step count."""
-    found = [entry["runs"][preset][str(steps)] for entry in seed_entries(results, seed)
+def run_figures(results: dict, seed: int, preset: str, steps: int, intel: bool = False) -> dict:
+    """The one entry of this seed that holds this preset at this step count (among the runs trained
+    again on the Intel machines where ``intel``)."""
+    found = [entry["runs"][preset][str(steps)] for entry in seed_entries(results, seed, intel)
              if str(steps) in entry.get("runs", {}).get(preset, {})]
     assert len(found) == 1, f"seed {seed}, {preset}, {steps} steps: {len(found)} entries in the JSON"
     return found[0]
@@ -116,7 +121,7 @@ def test_per_seed_table_is_the_json(line, seed, rows):
         assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
         preset = preset_of(row[0])
         steps = int(row[1].strip("*").replace(",", ""))
-        figures = run_figures(results, seed, preset, steps)
+        figures = run_figures(results, seed, preset, steps, intel=row[0].endswith(INTEL))
         for name, cell in zip(header[2:], row[2:]):
             assert cell.strip("*") in run_cell(name, figures), (
                 f"docs/results.md:{line}: seed {seed}, {row[0]}, {steps} steps, {name!r}")
