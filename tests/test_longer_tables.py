@@ -4,7 +4,7 @@ docs/results.md gives each run continued past 2,400 steps at conv channels 32-25
 headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
 count, a row marked "(Intel)" being a run trained again on the Intel machines; their three-seed
 means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per preset (or label
-weight); a table headed "| re-scored over N rounds |" holds checkpoints scored again over N rounds
+weight, or "(Intel)"); a table headed "| re-scored over N rounds |" holds checkpoints scored again over N rounds
 of the judge. Every cell here is formatted from ``longer_*`` (and ``label_weight_*``,
 ``judge_rounds``) entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure
 typed by hand or left behind by a rerun fails.
@@ -127,12 +127,13 @@ def test_per_seed_table_is_the_json(line, seed, rows):
                 f"docs/results.md:{line}: seed {seed}, {row[0]}, {steps} steps, {name!r}")
 
 
-def seed_means(results: dict, preset: str, steps: int) -> dict:
+def seed_means(results: dict, preset: str, steps: int, intel: bool = False) -> dict:
     """The three-seed means of one preset at one step count: the full model's and the baseline's in
     ``longer_3600_seeds_0_1_2``, the others' in the ``seeds_0_1_2`` of their seed-2 entry
-    (``longer_3600_seed2_no_scc_no_mi``, ``label_weight_seed2``, ...)."""
-    pools = [v for k, v in results.items() if re.fullmatch(r"longer_\d+_seeds_0_1_2", k)]
-    pools += [entry["seeds_0_1_2"] for entry in seed_entries(results, 2) if "seeds_0_1_2" in entry]
+    (``longer_3600_seed2_no_scc_no_mi``, ``label_weight_seed2``, ...); those of runs trained again
+    on the Intel machines in the ``seeds_0_1_2`` of their ``*_seed2_intel`` entry where ``intel``."""
+    pools = [] if intel else [v for k, v in results.items() if re.fullmatch(r"longer_\d+_seeds_0_1_2", k)]
+    pools += [entry["seeds_0_1_2"] for entry in seed_entries(results, 2, intel) if "seeds_0_1_2" in entry]
     found = [pool[preset][str(steps)] for pool in pools if str(steps) in pool.get(preset, {})]
     assert len(found) == 1, f"{preset}, {steps} steps: {len(found)} three-seed means in the JSON"
     return found[0]
@@ -148,7 +149,7 @@ def test_mean_table_is_the_json(line, steps, rows):
     header, body = rows[0], rows[1:]
     for row in body:
         assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
-        means = seed_means(results, preset_of(row[0]), steps)
+        means = seed_means(results, preset_of(row[0]), steps, intel=row[0].endswith(INTEL))
         for name, cell in zip(header[1:], row[1:]):
             want = mean_cell(name, means)
             assert cell.strip("*") in want, f"docs/results.md:{line}: {row[0]}, {name!r}: {cell} not in {want}"
