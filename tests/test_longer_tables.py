@@ -4,10 +4,10 @@ docs/results.md gives each run continued past 2,400 steps at conv channels 32-25
 headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
 count, a row marked "(Intel)" being a run trained again on the Intel machines; their three-seed
 means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per preset (or label
-weight, or "(Intel)"); a table headed "| re-scored over N rounds |" holds checkpoints scored again over N rounds
-of the judge. Every cell here is formatted from ``longer_*`` (and ``label_weight_*``,
-``judge_rounds``) entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure
-typed by hand or left behind by a rerun fails.
+weight, or "(Intel)"); a table headed "| re-scored over N rounds |" holds checkpoints scored again
+over N rounds of the judge. Every cell here is formatted from ``longer_*`` (and
+``label_weight_*``, ``judge_rounds``) entries of benchmarks/results/sprites-conv32-reduced-cpu.json,
+so that a figure typed by hand or left behind by a rerun fails.
 """
 
 from __future__ import annotations
