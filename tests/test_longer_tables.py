@@ -1,13 +1,14 @@
 """The tables of the longer Sprites runs say what the results' JSON says.
 
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
-headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight) and step
-count, a row marked "(Intel)" being a run trained again on the Intel machines; their three-seed
-means stand in tables headed "| 32–256, 3 seeds, N steps |", one row per preset (or label
-weight, or "(Intel)"); a table headed "| re-scored over N rounds |" holds checkpoints scored again
-over N rounds of the judge. Every cell here is formatted from ``longer_*`` (and
-``label_weight_*``, ``judge_rounds``) entries of benchmarks/results/sprites-conv32-reduced-cpu.json,
-so that a figure typed by hand or left behind by a rerun fails.
+headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight, or the
+full model at another triplet-scc margin) and step count, a row marked "(Intel)" being a run
+trained again on the Intel machines; their three-seed means stand in tables headed "| 32–256, 3
+seeds, N steps |", one row per preset (or label weight, or margin, or "(Intel)"); a table headed
+"| re-scored over N rounds |" holds checkpoints scored again over N rounds of the judge. Every cell
+here is formatted from ``longer_*`` (and ``label_weight_*``, ``scc_margin_*``, ``judge_rounds``)
+entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or
+left behind by a rerun fails.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ HEADER = re.compile(r"^\| 32–256, seed (\d) \|")
 MEANS_HEADER = re.compile(r"^\| 32–256, 3 seeds, ([\d,]+) steps \|")
 PRESETS = {name: preset for preset, name in TABLE1_NAMES.items()}  # "No-DFP": "no-dfp"
 LABEL_WEIGHT = re.compile(r"baseline-sv, label weight ([\d,]+)")  # baseline-sv at another weight: "sv100"
+MARGIN = re.compile(r"full, triplet-scc margin ([\d,]+)")  # the full model at another SCC margin: "m10"
 INTEL = " (Intel)"  # a run trained again on the Intel machines: an entry whose key ends "_intel"
 
 
 def preset_of(row: str) -> str:
     """The preset a row names: "No-DFP (above)" is no-dfp; "baseline-sv, label weight 100" is sv100,
-    baseline-sv with its label-supervised task at weight 100; "full (Intel)" is full."""
+    baseline-sv with its label-supervised task at weight 100; "full, triplet-scc margin 10" is m10,
+    the full model with the SCC triplet's margin at 10; "full (Intel)" is full."""
     name = row.removesuffix(" (above)").removesuffix(INTEL)
-    weight = LABEL_WEIGHT.fullmatch(name)
-    return f"sv{weight.group(1).replace(',', '')}" if weight else PRESETS[name]
+    weight, margin = LABEL_WEIGHT.fullmatch(name), MARGIN.fullmatch(name)
+    if weight:
+        return f"sv{weight.group(1).replace(',', '')}"
+    return f"m{margin.group(1).replace(',', '')}" if margin else PRESETS[name]
 
 
 def rounded(x: float, places: str) -> set[str]:
@@ -93,10 +98,12 @@ def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]
 
 
 def seed_entries(results: dict, seed: int, intel: bool = False) -> list[dict]:
-    """The entries of one seed's runs: ``longer_*_seed{seed}*`` and ``label_weight_seed{seed}*``;
-    those of runs trained again on the Intel machines (``*_intel``) where ``intel``, else the others."""
+    """The entries of one seed's runs: ``longer_*_seed{seed}*``, ``label_weight_seed{seed}*`` and
+    ``scc_margin_seed{seed}*``; those of runs trained again on the Intel machines (``*_intel``)
+    where ``intel``, else the others."""
     return [v for k, v in results.items()
-            if re.fullmatch(rf"(longer_\d+|label_weight)_seed{seed}(_.*)?", k) and k.endswith("_intel") == intel]
+            if re.fullmatch(rf"(longer_\d+|label_weight|scc_margin)_seed{seed}(_.*)?", k)
+            and k.endswith("_intel") == intel]
 
 
 def run_figures(results: dict, seed: int, preset: str, steps: int, intel: bool = False) -> dict:
@@ -131,7 +138,8 @@ def seed_means(results: dict, preset: str, steps: int, intel: bool = False) -> d
     """The three-seed means of one preset at one step count: the full model's and the baseline's in
     ``longer_3600_seeds_0_1_2``, the others' in the ``seeds_0_1_2`` of their seed-2 entry
     (``longer_3600_seed2_no_scc_no_mi``, ``label_weight_seed2``, ...); those of runs trained again
-    on the Intel machines in the ``seeds_0_1_2`` of their ``*_seed2_intel`` entry where ``intel``."""
+    on the Intel machines in the ``seeds_0_1_2`` of their ``*_seed2_intel`` entry where ``intel``
+    (``longer_3600_seed2_intel``, ``scc_margin_seed2_intel``)."""
     pools = [] if intel else [v for k, v in results.items() if re.fullmatch(r"longer_\d+_seeds_0_1_2", k)]
     pools += [entry["seeds_0_1_2"] for entry in seed_entries(results, 2, intel) if "seeds_0_1_2" in entry]
     found = [pool[preset][str(steps)] for pool in pools if str(steps) in pool.get(preset, {})]
