@@ -23,8 +23,10 @@ DOC = ROOT / "docs" / "results.md"
 HEADER = re.compile(r"^\| 32–256, seed (\d) \|")
 MEANS_HEADER = re.compile(r"^\| 32–256, 3 seeds, ([\d,]+) steps \|")
 PRESETS = {name: preset for preset, name in TABLE1_NAMES.items()}  # "No-DFP": "no-dfp"
-LABEL_WEIGHT = re.compile(r"baseline-sv, label weight ([\d,]+)")  # baseline-sv at another weight: "sv100"
-MARGIN = re.compile(r"full, triplet-scc margin ([\d,]+)")  # the full model at another SCC margin: "m10"
+VARIANTS = {  # a preset at another setting, named in a row: the prefix of its key in the JSON
+    re.compile(r"baseline-sv, label weight ([\d,]+)"): "sv",  # baseline-sv at another weight: "sv100"
+    re.compile(r"full, triplet-scc margin ([\d,]+)"): "m",  # the full model at another SCC margin: "m10"
+}
 INTEL = " (Intel)"  # a run trained again on the Intel machines: an entry whose key ends "_intel"
 
 
@@ -33,10 +35,10 @@ def preset_of(row: str) -> str:
     baseline-sv with its label-supervised task at weight 100; "full, triplet-scc margin 10" is m10,
     the full model with the SCC triplet's margin at 10; "full (Intel)" is full."""
     name = row.removesuffix(" (above)").removesuffix(INTEL)
-    weight, margin = LABEL_WEIGHT.fullmatch(name), MARGIN.fullmatch(name)
-    if weight:
-        return f"sv{weight.group(1).replace(',', '')}"
-    return f"m{margin.group(1).replace(',', '')}" if margin else PRESETS[name]
+    for pattern, prefix in VARIANTS.items():
+        if match := pattern.fullmatch(name):
+            return prefix + match.group(1).replace(",", "")
+    return PRESETS[name]
 
 
 def rounded(x: float, places: str) -> set[str]:
