@@ -30,15 +30,18 @@ VARIANTS = {  # a preset at another setting, named in a row: the prefix of its k
 INTEL = " (Intel)"  # a run trained again on the Intel machines: an entry whose key ends "_intel"
 
 
-def preset_of(row: str) -> str:
-    """The preset a row names: "No-DFP (above)" is no-dfp; "baseline-sv, label weight 100" is sv100,
-    baseline-sv with its label-supervised task at weight 100; "full, triplet-scc margin 10" is m10,
-    the full model with the SCC triplet's margin at 10; "full (Intel)" is full."""
-    name = row.removesuffix(" (above)").removesuffix(INTEL)
+def run_of(row: str) -> tuple[str, bool]:
+    """The preset a row names, and whether it is a run trained again on the Intel machines:
+    "No-DFP (above)" is no-dfp; "baseline-sv, label weight 100" is sv100, baseline-sv with its
+    label-supervised task at weight 100; "full, triplet-scc margin 10" is m10, the full model with
+    the SCC triplet's margin at 10; "full (Intel)" is full, trained again on the Intel machines."""
+    name = row.removesuffix(" (above)")
+    intel = name.endswith(INTEL)
+    name = name.removesuffix(INTEL)
     for pattern, prefix in VARIANTS.items():
         if match := pattern.fullmatch(name):
-            return prefix + match.group(1).replace(",", "")
-    return PRESETS[name]
+            return prefix + match.group(1).replace(",", ""), intel
+    return PRESETS[name], intel
 
 
 def rounded(x: float, places: str) -> set[str]:
@@ -128,9 +131,9 @@ def test_per_seed_table_is_the_json(line, seed, rows):
     assert header[1] == "steps"
     for row in body:
         assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
-        preset = preset_of(row[0])
+        preset, intel = run_of(row[0])
         steps = int(row[1].strip("*").replace(",", ""))
-        figures = run_figures(results, seed, preset, steps, intel=row[0].endswith(INTEL))
+        figures = run_figures(results, seed, preset, steps, intel)
         for name, cell in zip(header[2:], row[2:]):
             assert cell.strip("*") in run_cell(name, figures), (
                 f"docs/results.md:{line}: seed {seed}, {row[0]}, {steps} steps, {name!r}")
@@ -159,7 +162,8 @@ def test_mean_table_is_the_json(line, steps, rows):
     header, body = rows[0], rows[1:]
     for row in body:
         assert len(row) == len(header), f"docs/results.md:{line}: row {row[0]!r} has {len(row)} cells"
-        means = seed_means(results, preset_of(row[0]), steps, intel=row[0].endswith(INTEL))
+        preset, intel = run_of(row[0])
+        means = seed_means(results, preset, steps, intel)
         for name, cell in zip(header[1:], row[1:]):
             want = mean_cell(name, means)
             assert cell.strip("*") in want, f"docs/results.md:{line}: {row[0]}, {name!r}: {cell} not in {want}"
@@ -182,13 +186,13 @@ def test_rounds_table_is_the_json():
                           f"Acc (%), {rounds} rounds", "Acc (%), round 0 (above)"]
     for row in rows[1:]:
         name, seed = ROUNDS_ROW.fullmatch(row[0]).groups()
-        preset, steps = preset_of(name), row[1].replace(",", "")
+        (preset, intel), steps = run_of(name), row[1].replace(",", "")
         figures = results["judge_rounds"]["runs"][preset][f"seed{seed}"][steps]
         entry, *path = figures["rescored"].split(".")  # "label_weight_seed1.runs.sv100.2400"
         rescored = results[entry]
         for key in path:
             rescored = rescored[key]
-        assert rescored is run_figures(results, int(seed), preset, int(steps)), figures["rescored"]
+        assert rescored is run_figures(results, int(seed), preset, int(steps), intel), figures["rescored"]
         assert figures["Acc_one_round"] == rescored["Acc"]
         want = [mean_cell(header[2], figures, rounds), mean_cell(header[3], figures, rounds),
                 rounded(100 * figures["Acc"], "0.1"), rounded(100 * figures["Acc_one_round"], "0.1")]
