@@ -2,13 +2,14 @@
 
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
 headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight, or the
-full model at another triplet-scc margin) and step count, a row marked "(Intel)" being a run
-trained again on the Intel machines; their three-seed means stand in tables headed "| 32–256, 3
-seeds, N steps |", one row per preset (or label weight, or margin, or "(Intel)"); a table headed
-"| re-scored over N rounds |" holds checkpoints scored again over N rounds of the judge. Every cell
-here is formatted from ``longer_*`` (and ``label_weight_*``, ``scc_margin_*``, ``judge_rounds``)
-entries of benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or
-left behind by a rerun fails.
+full model at another triplet-scc margin, likelihood scale or KL warm-up) and step count, a row
+marked "(Intel)" being a run trained again on the Intel machines; their three-seed means stand in
+tables headed "| 32–256, 3 seeds, N steps |", one row per preset (or label weight, or margin, or
+"(Intel)"); a table headed "| re-scored over N rounds |" holds checkpoints scored again over N
+rounds of the judge. Every cell here is formatted from ``longer_*`` (and ``label_weight_*``,
+``scc_margin_*``, ``kl_weighting_*``, ``judge_rounds``) entries of
+benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or left behind
+by a rerun fails.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ PRESETS = {name: preset for preset, name in TABLE1_NAMES.items()}  # "No-DFP": "
 VARIANTS = {  # a preset at another setting, named in a row: the prefix of its key in the JSON
     re.compile(r"baseline-sv, label weight ([\d,]+)"): "sv",  # baseline-sv at another weight: "sv100"
     re.compile(r"full, triplet-scc margin ([\d,]+)"): "m",  # the full model at another SCC margin: "m10"
+    re.compile(r"full, likelihood at (\d+)× the KL"): "lik",  # the KL weights at 1/N: "lik4"
+    re.compile(r"full, KL warm-up over ([\d,]+) steps"): "klw",  # KL weights from 0 to 1: "klw1000"
 }
 INTEL = " (Intel)"  # a run trained again on the Intel machines: an entry whose key ends "_intel"
 
@@ -103,11 +106,11 @@ def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]
 
 
 def seed_entries(results: dict, seed: int, intel: bool = False) -> list[dict]:
-    """The entries of one seed's runs: ``longer_*_seed{seed}*``, ``label_weight_seed{seed}*`` and
-    ``scc_margin_seed{seed}*``; those of runs trained again on the Intel machines (``*_intel``)
-    where ``intel``, else the others."""
+    """The entries of one seed's runs: ``longer_*_seed{seed}*``, ``label_weight_seed{seed}*``,
+    ``scc_margin_seed{seed}*`` and ``kl_weighting_seed{seed}*``; those of runs trained again on
+    the Intel machines (``*_intel``) where ``intel``, else the others."""
     return [v for k, v in results.items()
-            if re.fullmatch(rf"(longer_\d+|label_weight|scc_margin)_seed{seed}(_.*)?", k)
+            if re.fullmatch(rf"(longer_\d+|label_weight|scc_margin|kl_weighting)_seed{seed}(_.*)?", k)
             and k.endswith("_intel") == intel]
 
 
