@@ -31,6 +31,7 @@ VARIANTS = {  # a preset at another setting, named in a row: the prefix of its k
     re.compile(r"full, KL warm-up over ([\d,]+) steps"): "klw",  # KL weights from 0 to 1: "klw1000"
 }
 INTEL = " (Intel)"  # a run trained again on the Intel machines: an entry whose key ends "_intel"
+FAMILIES = (r"longer_\d+", "label_weight", "scc_margin", "kl_weighting")  # JSON keys: FAMILY_seedS[_...]
 
 
 def run_of(row: str) -> tuple[str, bool]:
@@ -106,12 +107,10 @@ def tables(header: re.Pattern = HEADER) -> list[tuple[int, int, list[list[str]]]
 
 
 def seed_entries(results: dict, seed: int, intel: bool = False) -> list[dict]:
-    """The entries of one seed's runs: ``longer_*_seed{seed}*``, ``label_weight_seed{seed}*``,
-    ``scc_margin_seed{seed}*`` and ``kl_weighting_seed{seed}*``; those of runs trained again on
-    the Intel machines (``*_intel``) where ``intel``, else the others."""
+    """The entries of one seed's runs, ``{family}_seed{seed}*`` for each of ``FAMILIES``; those of
+    runs trained again on the Intel machines (``*_intel``) where ``intel``, else the others."""
     return [v for k, v in results.items()
-            if re.fullmatch(rf"(longer_\d+|label_weight|scc_margin|kl_weighting)_seed{seed}(_.*)?", k)
-            and k.endswith("_intel") == intel]
+            if re.fullmatch(rf"({'|'.join(FAMILIES)})_seed{seed}(_.*)?", k) and k.endswith("_intel") == intel]
 
 
 def run_figures(results: dict, seed: int, preset: str, steps: int, intel: bool = False) -> dict:
