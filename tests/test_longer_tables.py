@@ -1,15 +1,15 @@
 """The tables of the longer Sprites runs say what the results' JSON says.
 
 docs/results.md gives each run continued past 2,400 steps at conv channels 32-256 a row in a table
-headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight, or the
-full model at another triplet-scc margin, likelihood scale or KL warm-up) and step count, a row
-marked "(Intel)" being a run trained again on the Intel machines; their three-seed means stand in
-tables headed "| 32–256, 3 seeds, N steps |", one row per preset (or label weight, or margin, or
-"(Intel)"); a table headed "| re-scored over N rounds |" holds checkpoints scored again over N
-rounds of the judge. Every cell here is formatted from ``longer_*`` (and ``label_weight_*``,
-``scc_margin_*``, ``kl_weighting_*``, ``judge_rounds``) entries of
-benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or left behind
-by a rerun fails.
+headed "| 32–256, seed S |": one row per preset (or baseline-sv at another label weight, or the full
+model at another triplet-scc margin, likelihood scale or KL warm-up) and step count, a row marked
+"(Intel)" being a run trained again on the Intel machines; their three-seed means stand in tables
+headed "| 32–256, 3 seeds, N steps |", one row per preset (or label weight, margin, likelihood
+scale, KL warm-up, or "(Intel)"); a table headed "| re-scored over N rounds |" holds checkpoints
+scored again over N rounds of the judge. Every cell here is formatted from ``longer_*`` (and
+``label_weight_*``, ``scc_margin_*``, ``kl_weighting_*``, ``judge_rounds``) entries of
+benchmarks/results/sprites-conv32-reduced-cpu.json, so that a figure typed by hand or left behind by
+a rerun fails.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def seed_means(results: dict, preset: str, steps: int, intel: bool = False) -> d
     ``longer_3600_seeds_0_1_2``, the others' in the ``seeds_0_1_2`` of their seed-2 entry
     (``longer_3600_seed2_no_scc_no_mi``, ``label_weight_seed2``, ...); those of runs trained again
     on the Intel machines in the ``seeds_0_1_2`` of their ``*_seed2_intel`` entry where ``intel``
-    (``longer_3600_seed2_intel``, ``scc_margin_seed2_intel``)."""
+    (``longer_3600_seed2_intel``, ``scc_margin_seed2_intel``, ``kl_weighting_seed2_intel``)."""
     pools = [] if intel else [v for k, v in results.items() if re.fullmatch(r"longer_\d+_seeds_0_1_2", k)]
     pools += [entry["seeds_0_1_2"] for entry in seed_entries(results, 2, intel) if "seeds_0_1_2" in entry]
     found = [pool[preset][str(steps)] for pool in pools if str(steps) in pool.get(preset, {})]
